@@ -1,7 +1,8 @@
 """Reads of posts. Views and the cache layer call these; nothing else builds post querysets."""
 
 from django.contrib.postgres.search import SearchQuery, SearchRank
-from django.db.models import QuerySet
+from django.db.models import FloatField, QuerySet
+from django.db.models.functions import Cast
 
 from posts.models import SEARCH_CONFIG, SEARCH_VECTOR, Post
 
@@ -25,7 +26,8 @@ def post_list(*, author_id: int | None = None, search: str | None = None) -> Que
         return (
             posts.alias(document=SEARCH_VECTOR)
             .filter(document=query)
-            .annotate(rank=SearchRank(SEARCH_VECTOR, query))
+            # ts_rank is a float4; as float8 it survives the round trip through a cursor exactly.
+            .annotate(rank=Cast(SearchRank(SEARCH_VECTOR, query), FloatField()))
             .order_by(*SEARCH_ORDERING)
         )
     return posts.order_by(*POST_ORDERING)

@@ -54,7 +54,6 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "rest_framework",
     "rest_framework.authtoken",
-    "django_filters",
     "drf_spectacular",
     "django_prometheus",
     "project",
@@ -189,7 +188,24 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    "DEFAULT_PAGINATION_CLASS": "project.pagination.KeysetCursorPagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "project.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    # Production defaults are strict; development ones let a test client create a few hundred
+    # accounts and a thousand posts a minute. "auth" guards the token endpoint against
+    # password guessing. Counters live in Redis and fail open with it.
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("THROTTLE_ANON", "120/min" if PRODUCTION else "5000/min"),
+        "user": env_str("THROTTLE_USER", "600/min" if PRODUCTION else "5000/min"),
+        "auth": env_str("THROTTLE_AUTH", "10/min" if PRODUCTION else "600/min"),
+    },
+    # Client addresses for anonymous throttling: X-Forwarded-For is trusted only through this
+    # many proxies (the ingress), never from the client itself.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 1 if PRODUCTION else 0, minimum=0),
 }
 
 SPECTACULAR_SETTINGS = {

@@ -5,12 +5,17 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from project import health
 
+# A JSON body for unhandled errors, never an HTML page or a traceback (the error is logged).
+handler500 = "rest_framework.exceptions.server_error"
+
 urlpatterns = [
     path("", TemplateView.as_view(template_name="landing.html"), name="landing"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("", include("django_prometheus.urls")),
     path("admin/", admin.site.urls),
+    path("api/", include("users.urls")),
+    path("api/", include("posts.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

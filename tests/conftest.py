@@ -4,6 +4,7 @@ from typing import cast
 import pytest
 from django.core.cache import cache
 from django_redis.cache import RedisCache
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.factories import UserFactory
@@ -22,6 +23,14 @@ def _empty_cache() -> Iterator[None]:
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
+
+
+def client_for(user: User) -> APIClient:
+    """A client that authenticates the way real clients do: with the user's API token."""
+    token, _ = Token.objects.get_or_create(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
 
 
 @pytest.fixture

@@ -1,0 +1,70 @@
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import status, viewsets
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import IsAuthenticatedOrReadOnly
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from posts import selectors, services
+from posts.models import Post
+from posts.permissions import IsAuthorOrStaff
+from posts.serializers import PostListQuerySerializer, PostSerializer, PostWriteSerializer
+from users.views import ID_PATTERN
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="All posts, newest first, or best matches first with ?search=", parameters=[PostListQuerySerializer]
+    ),
+    create=extend_schema(
+        summary="Publish a post as the signed-in user", request=PostWriteSerializer, responses={201: PostSerializer}
+    ),
+    retrieve=extend_schema(summary="One post with its author's name"),
+    partial_update=extend_schema(
+        summary="Edit a post (author or staff)", request=PostWriteSerializer, responses=PostSerializer
+    ),
+    destroy=extend_schema(summary="Delete a post (author or staff)", responses={204: None}),
+)
+class PostViewSet(viewsets.GenericViewSet):
+    queryset = Post.objects.none()
+    serializer_class = PostSerializer
+    permission_classes = (IsAuthenticatedOrReadOnly, IsAuthorOrStaff)
+    lookup_value_regex = ID_PATTERN
+    http_method_names = ("get", "post", "patch", "delete", "head", "options")
+
+    def _get_post(self) -> Post:
+        post = selectors.post_get(post_id=int(self.kwargs["pk"]))
+        if post is None:
+            raise NotFound("No such post.")
+        self.check_object_permissions(self.request, post)
+        return post
+
+    def list(self, request: Request) -> Response:
+        query = PostListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        posts = selectors.post_list(
+            author_id=query.validated_data.get("author"), search=query.validated_data.get("search")
+        )
+        page = self.paginate_queryset(posts)
+        return self.get_paginated_response(PostSerializer(page, many=True).data)
+
+    def create(self, request: Request) -> Response:
+        body = PostWriteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        post = services.post_create(author=request.user, **body.validated_data)  # type: ignore[arg-type]
+        return Response(PostSerializer(post).data, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(PostSerializer(self._get_post()).data)
+
+    def partial_update(self, request: Request, pk: str, *args: Any, **kwargs: Any) -> Response:
+        post = self._get_post()
+        body = PostWriteSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        return Response(PostSerializer(services.post_update(post=post, data=body.validated_data)).data)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.post_delete(post=self._get_post())
+        return Response(status=status.HTTP_204_NO_CONTENT)

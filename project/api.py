@@ -1,0 +1,38 @@
+"""REST framework pieces every app shares: strict input, one error shape."""
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+UNKNOWN_FIELD = "Unknown field."
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects fields the serializer does not know, instead of silently dropping them.
+
+    A typo such as {"tilte": ...} would otherwise be a 200 that changed nothing. Read-only
+    fields (a post's author, a user's id) are known, so they are accepted and ignored.
+    """
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(self.initial_data, dict):
+            unknown = sorted(set(self.initial_data) - set(self.fields))
+            if unknown:
+                raise ValidationError({name: [UNKNOWN_FIELD] for name in unknown})
+        return super().validate(attrs)
+
+
+class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
+    pass
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus Django's ValidationError (raised by services) as a 400."""
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        exc = ValidationError(detail=detail)
+    return drf_exception_handler(exc, context)

@@ -1,0 +1,133 @@
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from posts.selectors import post_list
+from posts.serializers import PostSerializer
+from users import selectors, services
+from users.models import User
+from users.permissions import IsSelfOrStaff
+from users.serializers import (
+    TokenRequestSerializer,
+    TokenSerializer,
+    UserCreateSerializer,
+    UserListQuerySerializer,
+    UserPrivateSerializer,
+    UserPublicSerializer,
+    UserUpdateSerializer,
+)
+
+# Ids are bigints: more digits cannot name a row, and would overflow in PostgreSQL.
+ID_PATTERN = r"[0-9]{1,18}"
+
+
+def sees_private_fields(request: Request, user: User) -> bool:
+    return bool(request.user.is_staff or request.user.pk == user.pk)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Active users, newest first", parameters=[UserListQuerySerializer]),
+    create=extend_schema(
+        summary="Sign up",
+        request=UserCreateSerializer,
+        responses={201: UserPrivateSerializer, 400: OpenApiResponse(description="Invalid or taken field")},
+    ),
+    retrieve=extend_schema(
+        summary="A user's profile (email only for the user themself and staff)", responses=UserPrivateSerializer
+    ),
+    partial_update=extend_schema(
+        summary="Change name, metadata or password (self or staff)",
+        request=UserUpdateSerializer,
+        responses=UserPrivateSerializer,
+    ),
+    destroy=extend_schema(summary="Deactivate (self or staff); posts stay", responses={204: None}),
+)
+class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    queryset = User.objects.none()
+    serializer_class = UserPublicSerializer
+    lookup_value_regex = ID_PATTERN
+    http_method_names = ("get", "post", "patch", "delete", "head", "options")
+
+    def get_permissions(self) -> list[BasePermission]:
+        if self.action in {"me", "partial_update", "destroy"}:
+            return [IsAuthenticated(), IsSelfOrStaff()]
+        return [AllowAny()]
+
+    def _get_user(self, *, include_inactive: bool = False) -> User:
+        user = selectors.user_get(user_id=int(self.kwargs["pk"]), include_inactive=include_inactive)
+        if user is None:
+            raise NotFound("No such user.")
+        self.check_object_permissions(self.request, user)
+        return user
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        query = UserListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        users = selectors.user_list(metadata=query.validated_data.get("metadata"))
+        page = self.paginate_queryset(users)
+        return self.get_paginated_response(UserPublicSerializer(page, many=True).data)
+
+    def create(self, request: Request) -> Response:
+        body = UserCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        user = services.user_create(**body.validated_data)
+        user.post_count = 0  # type: ignore[attr-defined]
+        return Response(UserPrivateSerializer(user).data, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        user = self._get_user(include_inactive=request.user.is_staff)
+        serializer = UserPrivateSerializer if sees_private_fields(request, user) else UserPublicSerializer
+        return Response(serializer(user).data)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        user = self._get_user(include_inactive=request.user.is_staff)
+        body = UserUpdateSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        services.user_update(user=user, data=body.validated_data)
+        return Response(UserPrivateSerializer(user).data)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.user_deactivate(user=self._get_user())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(summary="The signed-in user", responses=UserPrivateSerializer)
+    @action(detail=False, methods=["get"])
+    def me(self, request: Request) -> Response:
+        user = selectors.user_get(user_id=request.user.pk)  # type: ignore[arg-type]  # IsAuthenticated
+        return Response(UserPrivateSerializer(user).data)
+
+    @extend_schema(summary="A user's posts, newest first", responses=PostSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def posts(self, request: Request, pk: str) -> Response:
+        if not User.objects.filter(pk=int(pk)).exists():
+            raise NotFound("No such user.")
+        page = self.paginate_queryset(post_list(author_id=int(pk)))
+        return self.get_paginated_response(PostSerializer(page, many=True).data)
+
+
+class TokenView(APIView):
+    """Exchange email and password for the API token (`Authorization: Token <token>`)."""
+
+    permission_classes = (AllowAny,)
+    authentication_classes = ()
+    throttle_classes = (ScopedRateThrottle,)
+    throttle_scope = "auth"
+
+    @extend_schema(
+        summary="Obtain an API token",
+        request=TokenRequestSerializer,
+        responses={200: TokenSerializer, 400: OpenApiResponse(description="Bad credentials or input")},
+    )
+    def post(self, request: Request) -> Response:
+        body = TokenRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        token = services.auth_token_obtain(request=request._request, **body.validated_data)
+        return Response({"token": token})
