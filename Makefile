@@ -13,13 +13,14 @@ DEMO_USERS ?= 2000
 DEMO_POSTS ?= 20000
 PIDFILE := .data/gunicorn.pid
 
-.PHONY: help install run test lint stop
+.PHONY: help install run test lint stop fuzz
 
 help:
 	@echo "make run    start Postline on http://127.0.0.1:8000 (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
 	@echo "make test   run the test suite"
 	@echo "make lint   ruff, ruff format --check, mypy, makemigrations --check"
 	@echo "make stop   stop the server and the embedded PostgreSQL and Redis"
+	@echo "make fuzz   schemathesis against a live server (FUZZ_EXAMPLES, FUZZ_SECONDS)"
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,3 +48,9 @@ lint: install
 stop:
 	@if [ -f $(PIDFILE) ]; then kill -TERM $$(cat $(PIDFILE)) 2>/dev/null && echo "gunicorn: stopped" || true; rm -f $(PIDFILE); fi
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m project.embedded stop; fi
+
+FUZZ_EXAMPLES ?= 60
+FUZZ_SECONDS ?= 300
+fuzz: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,fuzz]'
+	$(BIN)/python tests/fuzz_live.py --max-examples $(FUZZ_EXAMPLES) --max-time $(FUZZ_SECONDS)

@@ -32,6 +32,8 @@ workers = env_int("WEB_CONCURRENCY", max(2, cpu_count()), minimum=1)
 timeout = env_int("GUNICORN_TIMEOUT", 30, minimum=1)
 graceful_timeout = 30
 keepalive = 5
+# The largest request line gunicorn allows; longer ones get a 414 (documented in the schema).
+limit_request_line = 8190
 # Recycle workers now and then, so that a slow leak in any library cannot grow without bound.
 max_requests = env_int("GUNICORN_MAX_REQUESTS", 20_000, minimum=0)
 max_requests_jitter = max_requests // 10

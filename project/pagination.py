@@ -28,6 +28,7 @@ from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 INVALID_CURSOR = "Invalid cursor."
+CURSOR_MAX_LENGTH = 512
 
 
 def _order_key(term: str) -> tuple[str, bool]:
@@ -99,6 +100,8 @@ class KeysetCursorPagination(BasePagination):
     def _decode(self, token: str | None) -> dict[str, Any] | None:
         if token is None:
             return None
+        if len(token) > CURSOR_MAX_LENGTH:
+            raise ValidationError({self.cursor_query_param: [INVALID_CURSOR]})
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             payload = json.loads(raw)
@@ -176,7 +179,7 @@ class KeysetCursorPagination(BasePagination):
                 "required": False,
                 "in": "query",
                 "description": "Opaque position from a previous page's `next` or `previous` link.",
-                "schema": {"type": "string"},
+                "schema": {"type": "string", "maxLength": CURSOR_MAX_LENGTH},
             },
             {
                 "name": self.page_size_query_param,

@@ -5,8 +5,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from project import health
 
-# A JSON body for unhandled errors, never an HTML page or a traceback (the error is logged).
-handler500 = "rest_framework.exceptions.server_error"
+# JSON bodies for unmatched URLs and unhandled errors, never an HTML page or a traceback.
+handler404 = "project.api.not_found"
+handler500 = "project.api.server_error"
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="landing.html"), name="landing"),

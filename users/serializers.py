@@ -67,6 +67,17 @@ class UserPrivateSerializer(UserPublicSerializer):
         read_only_fields = fields
 
 
+class UserProfileSerializer(UserPublicSerializer):
+    """OpenAPI shape of GET /api/users/{id}/: the private fields appear only for self and staff."""
+
+    email = serializers.EmailField(required=False)
+    is_active = serializers.BooleanField(required=False)
+    is_staff = serializers.BooleanField(required=False)
+
+    class Meta(UserPublicSerializer.Meta):
+        fields = UserPrivateSerializer.Meta.fields
+
+
 class UserCreateSerializer(StrictSerializer):
     email = serializers.EmailField(max_length=254)
     name = serializers.CharField(max_length=150)

@@ -21,6 +21,7 @@ from users.serializers import (
     UserCreateSerializer,
     UserListQuerySerializer,
     UserPrivateSerializer,
+    UserProfileSerializer,
     UserPublicSerializer,
     UserUpdateSerializer,
 )
@@ -41,7 +42,7 @@ def sees_private_fields(request: Request, user: User) -> bool:
         responses={201: UserPrivateSerializer, 400: OpenApiResponse(description="Invalid or taken field")},
     ),
     retrieve=extend_schema(
-        summary="A user's profile (email only for the user themself and staff)", responses=UserPrivateSerializer
+        summary="A user's profile (email only for the user themself and staff)", responses=UserProfileSerializer
     ),
     partial_update=extend_schema(
         summary="Change name, metadata or password (self or staff)",
