@@ -13,7 +13,7 @@ DEMO_USERS ?= 2000
 DEMO_POSTS ?= 20000
 PIDFILE := .data/gunicorn.pid
 
-.PHONY: help install run test lint stop fuzz
+.PHONY: help install run test lint stop fuzz deploy-check
 
 help:
 	@echo "make run    start Postline on http://127.0.0.1:8000 (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
@@ -21,6 +21,7 @@ help:
 	@echo "make lint   ruff, ruff format --check, mypy, makemigrations --check"
 	@echo "make stop   stop the server and the embedded PostgreSQL and Redis"
 	@echo "make fuzz   schemathesis against a live server (FUZZ_EXAMPLES, FUZZ_SECONDS)"
+	@echo "make deploy-check   validate Dockerfile, compose, Kubernetes and Prometheus files offline"
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,3 +55,6 @@ FUZZ_SECONDS ?= 300
 fuzz: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,fuzz]'
 	$(BIN)/python tests/fuzz_live.py --max-examples $(FUZZ_EXAMPLES) --max-time $(FUZZ_SECONDS)
+
+deploy-check:
+	bash deploy/validate.sh

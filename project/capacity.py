@@ -1,11 +1,27 @@
 """The brief's sizing formulas, in the one place settings, gunicorn and `manage.py capacity` read."""
 
+import math
 import os
+from pathlib import Path
+
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
 def cpu_count() -> int:
-    """CPUs this process may run on (respects cgroup/affinity limits, unlike os.cpu_count())."""
-    return len(os.sched_getaffinity(0))
+    """CPUs this process may use: the affinity mask, capped by a cgroup v2 CPU quota.
+
+    In a container limited to 500m CPU, os.cpu_count() reports every core of the node, and a
+    worker count derived from it would oversubscribe the quota.
+    """
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()
+    except (OSError, ValueError):
+        return cores
+    if quota == "max":
+        return cores
+    return max(1, min(cores, math.ceil(int(quota) / int(period))))
 
 
 def recommended_pool_size(*, cores: int, spindles: int = 1) -> int:
