@@ -4,7 +4,6 @@ import math
 import os
 from pathlib import Path
 
-
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 

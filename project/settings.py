@@ -61,8 +61,33 @@ INSTALLED_APPS = [
     "posts",
 ]
 
-MIDDLEWARE = [
+# --- Metrics (docs/observability.md) ----------------------------------------------------------
+# METRICS_ENABLED=false drops the request-metrics middlewares and the instrumented database
+# and cache backends: how their cost was measured. /metrics is open in development; in
+# production it answers direct connections from METRICS_ALLOWED_NETWORKS (Prometheus scrapes
+# the pods from inside the cluster) and `Authorization: Bearer <METRICS_TOKEN>` from anywhere.
+
+METRICS_ENABLED = env_bool("METRICS_ENABLED", default=True)
+METRICS_ALLOWED_NETWORKS = env_list(
+    "METRICS_ALLOWED_NETWORKS",
+    ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+    if PRODUCTION
+    else ["127.0.0.0/8", "::1/128"],
+)
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+if PRODUCTION and METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+    raise ConfigurationError("METRICS_TOKEN is too short: use at least 32 random characters")
+
+_METRICS_MIDDLEWARE = {
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "project.middleware.RequestMetricsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+}
+MIDDLEWARE = [
+    # First: its request id is on every log line of the request, its access line times the rest.
+    "project.middleware.RequestIdMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "project.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -73,6 +98,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+if not METRICS_ENABLED:
+    MIDDLEWARE = [name for name in MIDDLEWARE if name not in _METRICS_MIDDLEWARE]
 
 ROOT_URLCONF = "project.urls"
 WSGI_APPLICATION = "project.wsgi.application"
@@ -146,6 +173,9 @@ if SERVER_MODE == "asgi":
 else:
     _primary["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
     _primary["CONN_HEALTH_CHECKS"] = True
+if METRICS_ENABLED:
+    # Query counts, durations and errors per alias (django_db_*), on top of Django's backend.
+    _primary["ENGINE"] = "django_prometheus.db.backends.postgresql"
 DATABASES = {"default": _primary}
 
 # --- Cache (Redis through django-redis) -----------------------------------------------------
@@ -156,7 +186,10 @@ REDIS_URL = env_str("REDIS_URL")
 CACHE_SOCKET_TIMEOUT = env_float("CACHE_SOCKET_TIMEOUT", 0.25)
 CACHES = {
     "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
+        # django-redis with hit/miss/failure counters (django_cache_*) when metrics are on.
+        "BACKEND": "django_prometheus.cache.backends.redis.RedisCache"
+        if METRICS_ENABLED
+        else "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "postline"),
         "TIMEOUT": env_int("CACHE_TTL", 300, minimum=1),
@@ -189,6 +222,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "project.pagination.KeysetCursorPagination",
+    "DEFAULT_RENDERER_CLASSES": ["project.renderers.ORJSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "project.schema.PostlineAutoSchema",
     "EXCEPTION_HANDLER": "project.api.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
@@ -235,12 +269,24 @@ if PRODUCTION:
 
 # --- Logging --------------------------------------------------------------------------------
 
+# One line per record on stderr. LOG_FORMAT=json (production default): one JSON object per line
+# with timestamp, level, logger, message, request_id and the record's extra fields, for log
+# shippers. LOG_FORMAT=text (development default): readable lines, still with the request id.
+# project.access writes one line per request (project.middleware.RequestIdMiddleware).
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOG_FORMAT = env_choice("LOG_FORMAT", "json" if PRODUCTION else "text", {"json", "text"})
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "project.logs.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "project.logs.JsonFormatter"},
+        "text": {"()": "project.logs.TextFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Through the root handler only (Django's own console handler would print twice).
