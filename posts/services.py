@@ -2,14 +2,25 @@
 
 from typing import Any
 
+from django.db import transaction
+
 from posts.models import Post
+from project import caching
 from users.models import User
 
 EDITABLE_FIELDS = ("title", "body")
 
 
+def _invalidate_after_commit(post: Post) -> None:
+    """The post, its author's profile (post_count) and first page, and the global feed."""
+    scopes = (caching.post_scope(post.pk), caching.user_scope(post.author_id), caching.FEED_SCOPE)
+    transaction.on_commit(lambda: caching.invalidate(*scopes))
+
+
 def post_create(*, author: User, title: str, body: str) -> Post:
-    return Post.objects.create(author=author, title=title, body=body)
+    post = Post.objects.create(author=author, title=title, body=body)
+    _invalidate_after_commit(post)
+    return post
 
 
 def post_update(*, post: Post, data: dict[str, Any]) -> Post:
@@ -18,8 +29,10 @@ def post_update(*, post: Post, data: dict[str, Any]) -> Post:
         setattr(post, field, data[field])
     if changed:
         post.save(update_fields=[*changed, "updated_at"])
+        _invalidate_after_commit(post)
     return post
 
 
 def post_delete(*, post: Post) -> None:
+    _invalidate_after_commit(post)
     post.delete()

@@ -1,5 +1,6 @@
 from typing import Any
 
+from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.exceptions import NotFound
@@ -11,6 +12,7 @@ from posts import selectors, services
 from posts.models import Post
 from posts.permissions import IsAuthorOrStaff
 from posts.serializers import PostListQuerySerializer, PostSerializer, PostWriteSerializer
+from project import caching
 from users.views import ID_PATTERN
 
 
@@ -41,14 +43,20 @@ class PostViewSet(viewsets.GenericViewSet):
         self.check_object_permissions(self.request, post)
         return post
 
-    def list(self, request: Request) -> Response:
+    def list(self, request: Request) -> Response | HttpResponse:
         query = PostListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        posts = selectors.post_list(
-            author_id=query.validated_data.get("author"), search=query.validated_data.get("search")
-        )
-        page = self.paginate_queryset(posts)
-        return self.get_paginated_response(PostSerializer(page, many=True).data)
+        author_id, search = query.validated_data.get("author"), query.validated_data.get("search")
+
+        def page() -> Any:
+            posts = self.paginate_queryset(selectors.post_list(author_id=author_id, search=search))
+            return self.get_paginated_response(PostSerializer(posts, many=True).data).data
+
+        parts = caching.first_page_parts(request)
+        if parts is None or author_id is not None or search:
+            return Response(page())
+        body = caching.cached_json(name="feed", parts=parts, scopes=[caching.FEED_SCOPE], compute=page)
+        return caching.json_response(request, body)
 
     def create(self, request: Request) -> Response:
         body = PostWriteSerializer(data=request.data)
@@ -56,8 +64,15 @@ class PostViewSet(viewsets.GenericViewSet):
         post = services.post_create(author=request.user, **body.validated_data)  # type: ignore[arg-type]
         return Response(PostSerializer(post).data, status=status.HTTP_201_CREATED)
 
-    def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(PostSerializer(self._get_post()).data)
+    def retrieve(self, request: Request, pk: str) -> HttpResponse:
+        post_id = int(pk)
+        body = caching.cached_json(
+            name="post-detail",
+            parts=[post_id],
+            scopes=[caching.post_scope(post_id), caching.AUTHORS_SCOPE],
+            compute=lambda: PostSerializer(self._get_post()).data,
+        )
+        return caching.json_response(request, body)
 
     def partial_update(self, request: Request, pk: str, *args: Any, **kwargs: Any) -> Response:
         post = self._get_post()

@@ -7,10 +7,11 @@ because the cache backend fails open and would hide an outage.
 
 import logging
 
+import redis
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
-from django_redis import get_redis_connection
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +27,19 @@ def _check_database() -> str | None:
 
 
 def _check_cache() -> str | None:
+    # A connection of its own: the cache's pool sits behind a circuit breaker, which would keep
+    # reporting an outage for its cool-down period after Redis is back.
+    client = redis.Redis.from_url(
+        str(settings.CACHES["default"]["LOCATION"]),
+        socket_connect_timeout=settings.CACHE_SOCKET_TIMEOUT,
+        socket_timeout=settings.CACHE_SOCKET_TIMEOUT,
+    )
     try:
-        get_redis_connection("default").ping()
+        client.ping()
     except Exception as exc:  # noqa: BLE001
         return f"{type(exc).__name__}: {exc}".strip()
+    finally:
+        client.close()
     return None
 
 

@@ -183,6 +183,7 @@ DATABASES = {"default": _primary}
 # timeout, and the request is served from PostgreSQL. Ignored errors are logged.
 
 REDIS_URL = env_str("REDIS_URL")
+CACHE_TTL = env_int("CACHE_TTL", 300, minimum=1)
 CACHE_SOCKET_TIMEOUT = env_float("CACHE_SOCKET_TIMEOUT", 0.25)
 CACHES = {
     "default": {
@@ -192,9 +193,11 @@ CACHES = {
         else "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "postline"),
-        "TIMEOUT": env_int("CACHE_TTL", 300, minimum=1),
+        "TIMEOUT": CACHE_TTL,
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            # Connections consult a circuit breaker: while Redis is down no call waits on it.
+            "CONNECTION_FACTORY": "project.redis_breaker.BreakerConnectionFactory",
             "SOCKET_CONNECT_TIMEOUT": CACHE_SOCKET_TIMEOUT,
             "SOCKET_TIMEOUT": CACHE_SOCKET_TIMEOUT,
             "IGNORE_EXCEPTIONS": True,
@@ -202,6 +205,8 @@ CACHES = {
     }
 }
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+# Seconds the breaker keeps Redis marked down after a failed connect before trying again.
+CACHE_BREAKER_COOLDOWN = env_float("CACHE_BREAKER_COOLDOWN", 5.0)
 DJANGO_REDIS_LOGGER = "project.cache"
 
 # --- Authentication ---------------------------------------------------------------------------

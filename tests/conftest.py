@@ -1,4 +1,7 @@
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -7,17 +10,33 @@ from django_redis.cache import RedisCache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from project import embedded
+from project.redis_breaker import breaker
 from tests.factories import UserFactory
 from users.models import User
 
 
 @pytest.fixture(autouse=True)
 def _empty_cache() -> Iterator[None]:
-    """Every test starts and ends with no Postline keys in Redis (other keys are left alone)."""
+    """Every test starts and ends with no Postline keys in Redis (other keys are left alone)
+    and a closed circuit breaker."""
     redis_cache = cast(RedisCache, cache)
+    breaker.reset()
     redis_cache.delete_pattern("*")
     yield
+    breaker.reset()
     redis_cache.delete_pattern("*")
+
+
+@pytest.fixture
+def own_redis(settings) -> Iterator[Path]:
+    """A Redis server this test starts and stops itself (never the machine's own), as the cache."""
+    directory = Path(tempfile.mkdtemp(prefix="pl-redis-", dir="/tmp"))
+    # Through pytest-django's `settings`, so that it unwinds in order with the test's own changes.
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": embedded.redis_url(directory)}}
+    yield directory
+    embedded.stop_redis(directory)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

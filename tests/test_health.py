@@ -1,10 +1,7 @@
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.test import override_settings
 
 from project import embedded
 
@@ -20,17 +17,6 @@ def test_readyz_is_ok_when_database_and_cache_answer(client) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json()["checks"] == {"database": "ok", "cache": "ok"}
-
-
-@pytest.fixture
-def own_redis(settings) -> Iterator[Path]:
-    """A Redis server this test starts and stops itself (never the machine's own)."""
-    directory = Path(tempfile.mkdtemp(prefix="pl-redis-", dir="/tmp"))
-    url = embedded.redis_url(directory)
-    caches = {"default": {**settings.CACHES["default"], "LOCATION": url}}
-    with override_settings(CACHES=caches):
-        yield directory
-    embedded.stop_redis(directory)
 
 
 @pytest.mark.django_db

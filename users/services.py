@@ -10,6 +10,7 @@ from django.db.models.functions import Lower
 from django.http import HttpRequest
 from rest_framework.authtoken.models import Token
 
+from project import caching
 from users.models import User
 
 EMAIL_TAKEN = "A user with this email already exists."
@@ -46,6 +47,14 @@ def user_create(*, email: str, name: str, password: str) -> User:
     return user
 
 
+def _invalidate_after_commit(user: User, *, renamed: bool = False) -> None:
+    """The user's profile and first page of posts; on a rename, every page showing author names."""
+    scopes = [caching.user_scope(user.pk)]
+    if renamed:
+        scopes += [caching.AUTHORS_SCOPE, caching.FEED_SCOPE]
+    transaction.on_commit(lambda: caching.invalidate(*scopes))
+
+
 def user_update(*, user: User, data: dict[str, Any]) -> User:
     """Change a user's name, metadata or password (the only fields a user may edit)."""
     changed = []
@@ -59,6 +68,7 @@ def user_update(*, user: User, data: dict[str, Any]) -> User:
         changed.append("password")
     if changed:
         user.save(update_fields=changed)
+        _invalidate_after_commit(user, renamed="name" in changed)
     return user
 
 
@@ -68,11 +78,13 @@ def user_deactivate(*, user: User) -> None:
     user.is_active = False
     user.save(update_fields=["is_active"])
     Token.objects.filter(user=user).delete()
+    _invalidate_after_commit(user)
 
 
 def user_activate(*, user: User) -> None:
     user.is_active = True
     user.save(update_fields=["is_active"])
+    _invalidate_after_commit(user)
 
 
 def auth_token_obtain(*, request: HttpRequest | None, email: str, password: str) -> str:

@@ -1,5 +1,7 @@
 from typing import Any
 
+import orjson
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -12,6 +14,7 @@ from rest_framework.views import APIView
 
 from posts.selectors import post_list
 from posts.serializers import PostSerializer
+from project import caching
 from users import selectors, services
 from users.models import User
 from users.permissions import IsSelfOrStaff
@@ -28,10 +31,6 @@ from users.serializers import (
 
 # Ids are bigints: more digits cannot name a row, and would overflow in PostgreSQL.
 ID_PATTERN = r"[0-9]{1,18}"
-
-
-def sees_private_fields(request: Request, user: User) -> bool:
-    return bool(request.user.is_staff or request.user.pk == user.pk)
 
 
 @extend_schema_view(
@@ -83,10 +82,19 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         user.post_count = 0  # type: ignore[attr-defined]
         return Response(UserPrivateSerializer(user).data, status=status.HTTP_201_CREATED)
 
-    def retrieve(self, request: Request, pk: str) -> Response:
-        user = self._get_user(include_inactive=request.user.is_staff)
-        serializer = UserPrivateSerializer if sees_private_fields(request, user) else UserPublicSerializer
-        return Response(serializer(user).data)
+    def retrieve(self, request: Request, pk: str) -> HttpResponse:
+        user_id = int(pk)
+        if request.user.is_staff or request.user.pk == user_id:
+            # The private view (with email) is never cached, so never served to anyone else.
+            user = self._get_user(include_inactive=request.user.is_staff)
+            return caching.json_response(request, orjson.dumps(UserPrivateSerializer(user).data))
+        body = caching.cached_json(
+            name="user-profile",
+            parts=[user_id],
+            scopes=[caching.user_scope(user_id)],
+            compute=lambda: UserPublicSerializer(self._get_user()).data,
+        )
+        return caching.json_response(request, body)
 
     def partial_update(self, request: Request, pk: str) -> Response:
         user = self._get_user(include_inactive=request.user.is_staff)
@@ -107,11 +115,22 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(summary="A user's posts, newest first", responses=PostSerializer(many=True))
     @action(detail=True, methods=["get"])
-    def posts(self, request: Request, pk: str) -> Response:
-        if not User.objects.filter(pk=int(pk)).exists():
-            raise NotFound("No such user.")
-        page = self.paginate_queryset(post_list(author_id=int(pk)))
-        return self.get_paginated_response(PostSerializer(page, many=True).data)
+    def posts(self, request: Request, pk: str) -> Response | HttpResponse:
+        user_id = int(pk)
+
+        def first_page() -> Any:
+            if not User.objects.filter(pk=user_id).exists():
+                raise NotFound("No such user.")
+            page = self.paginate_queryset(post_list(author_id=user_id))
+            return self.get_paginated_response(PostSerializer(page, many=True).data).data
+
+        parts = caching.first_page_parts(request)
+        if parts is None:
+            return Response(first_page())
+        body = caching.cached_json(
+            name="user-posts", parts=[user_id, *parts], scopes=[caching.user_scope(user_id)], compute=first_page
+        )
+        return caching.json_response(request, body)
 
 
 class TokenView(APIView):

@@ -1,0 +1,181 @@
+"""The one cache helper: every cached read goes through `cached_json`, every write's
+invalidation through `invalidate`, and only this module knows the key scheme.
+
+Keys are built from values, never from Python's `hash()` (salted per process), so every
+worker and every restart computes the same key:
+
+    v1:<name>:<parts...>:<epoch token>.<scope token>...
+
+Each scope ("user:42", "post:7", "feed", "authors") has a generation token stored in Redis.
+A write replaces the tokens of the scopes it touches, which makes every entry built under the
+old tokens unreachable at once, without scanning keys; the orphans expire with their TTL.
+
+Entries hold rendered JSON bytes, so a hit costs no serializer and no renderer. When a hot
+entry is missing, one process computes it while the others wait briefly for its result
+(stampede protection). When Redis is unreachable everything is computed from PostgreSQL;
+an invalidation that could not be written is remembered and, once Redis answers again,
+replaced by a new epoch, so no entry from before the outage is served afterwards.
+"""
+
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
+
+import orjson
+from django.conf import settings
+from django.core.cache import cache as default_cache
+from django.http import HttpRequest, HttpResponse
+from django.utils.cache import get_conditional_response, patch_cache_control, patch_vary_headers
+from django_redis.cache import RedisCache
+
+from project import metrics
+
+# The default cache is django-redis; its methods answer None where an error was swallowed.
+cache = cast(RedisCache, default_cache)
+
+API_VERSION = "v1"
+EPOCH_SCOPE = "epoch"
+FILL_LOCK_SECONDS = 5
+FILL_WAIT_SECONDS = 2.0
+FILL_POLL_SECONDS = 0.01
+
+
+def _new_token() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _generation_key(scope: str) -> str:
+    return f"{API_VERSION}:gen:{scope}"
+
+
+class _PendingEpoch:
+    """Invalidations lost while Redis was unreachable (per process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending = False
+
+    def mark(self) -> None:
+        with self._lock:
+            self._pending = True
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        if cache.set(_generation_key(EPOCH_SCOPE), _new_token(), timeout=None):
+            with self._lock:
+                self._pending = False
+
+
+_pending_epoch = _PendingEpoch()
+
+
+def _tokens(scopes: Sequence[str]) -> list[str] | None:
+    """Current tokens of the epoch and `scopes`; None when Redis cannot be used."""
+    _pending_epoch.flush()
+    keys = [_generation_key(scope) for scope in (EPOCH_SCOPE, *scopes)]
+    found = cache.get_many(keys) or {}
+    missing = [key for key in keys if key not in found]
+    if missing:
+        # A scope never written (or evicted) gets a fresh token, never a default one: an entry
+        # built under an earlier token can then not become reachable again.
+        for key in missing:
+            cache.add(key, _new_token(), timeout=None)
+        found.update(cache.get_many(missing) or {})
+    if any(key not in found for key in keys):
+        return None
+    return [str(found[key]) for key in keys]
+
+
+def invalidate(*scopes: str) -> None:
+    """Make every cached entry of these scopes unreachable. Call after the write commits."""
+    # cache.set answers True, or None when django-redis swallowed an error (Redis down).
+    written = [cache.set(_generation_key(scope), _new_token(), timeout=None) for scope in scopes]
+    if not all(written):
+        _pending_epoch.mark()
+
+
+def _render(data: Any) -> bytes:
+    return orjson.dumps(data)
+
+
+def cached_json(*, name: str, parts: Iterable[object], scopes: Sequence[str], compute: Callable[[], Any]) -> bytes:
+    """The JSON bytes of `compute()`, from the cache when possible.
+
+    `name` is a fixed endpoint name (also the metric label), `parts` what distinguishes one
+    entry from another (ids, page size, host), `scopes` the generations the entry depends on.
+    """
+    tokens = _tokens(scopes)
+    if tokens is None:
+        metrics.record_cache(name, hit=False)
+        return _render(compute())
+    key = ":".join([API_VERSION, name, *(str(part) for part in parts), ".".join(tokens)])
+    body = cache.get(key)
+    metrics.record_cache(name, hit=body is not None)
+    if body is not None:
+        return bytes(body)
+    return _fill(key, compute)
+
+
+def _fill(key: str, compute: Callable[[], Any]) -> bytes:
+    """Compute a missing entry once per key, however many requests miss it together."""
+    lock_key = f"{key}:fill"
+    acquired = cache.add(lock_key, 1, timeout=FILL_LOCK_SECONDS)
+    if acquired is False:
+        # Another process computes it; waiting a little is cheaper than a thundering herd.
+        deadline = time.monotonic() + FILL_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(FILL_POLL_SECONDS)
+            body = cache.get(key)
+            if body is not None:
+                return bytes(body)
+    body = _render(compute())
+    cache.set(key, body, timeout=settings.CACHE_TTL)
+    if acquired:
+        cache.delete(lock_key)
+    return body
+
+
+def json_response(request: HttpRequest, body: bytes, *, status: int = 200) -> HttpResponse:
+    """A JSON response with an ETag, answering 304 to a matching If-None-Match.
+
+    Responses are revalidated on every use (`no-cache`): the data changes on writes, and a
+    304 costs the client one round trip and no body. Answers to signed-in clients are
+    `private`, so shared caches never store them.
+    """
+    response = HttpResponse(body, status=status, content_type="application/json")
+    if status == 200:
+        response["ETag"] = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+        response = get_conditional_response(request, etag=response["ETag"], response=response) or response
+    authenticated = bool(request.headers.get("Authorization")) or settings.SESSION_COOKIE_NAME in request.COOKIES
+    patch_cache_control(response, no_cache=True, **({"private": True} if authenticated else {"public": True}))
+    patch_vary_headers(response, ("Authorization", "Cookie"))
+    return response
+
+
+# --- scopes: what an entry depends on; services invalidate them after their writes ------------
+
+FEED_SCOPE = "feed"
+# Author names appear in post details and feed pages; a rename invalidates them all.
+AUTHORS_SCOPE = "authors"
+
+
+def user_scope(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def post_scope(post_id: int) -> str:
+    return f"post:{post_id}"
+
+
+def first_page_parts(request: HttpRequest) -> list[object] | None:
+    """Key parts of a cacheable first page, or None when the request asks for another page.
+
+    The page's links are absolute URLs, so the scheme and host are part of the key.
+    """
+    if "cursor" in request.GET:
+        return None
+    return [request.build_absolute_uri("/"), request.GET.get("page_size", "")]

@@ -1,0 +1,166 @@
+"""Hot reads come from Redis, are never stale after a write, and survive Redis failing."""
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django_redis import get_redis_connection
+
+from project import caching, embedded
+from tests.conftest import client_for
+from tests.factories import PostFactory, UserFactory
+from tests.live_server import Server, request, running_gunicorn
+
+
+def cached_paths(user_id: int, post_id: int) -> list[str]:
+    return [f"/api/users/{user_id}/", f"/api/posts/{post_id}/", "/api/posts/", f"/api/users/{user_id}/posts/"]
+
+
+@pytest.mark.django_db
+def test_a_cached_read_costs_no_query(api_client, django_assert_num_queries) -> None:
+    post = PostFactory.create()
+    for path in cached_paths(post.author_id, post.pk):
+        first = api_client.get(path)
+        with django_assert_num_queries(0):
+            again = api_client.get(path)
+        assert again.status_code == 200
+        assert again.content == first.content
+
+
+@pytest.mark.django_db
+def test_detail_responses_carry_an_etag_and_answer_304(api_client, user) -> None:
+    post = PostFactory.create(author=user)
+    response = api_client.get(f"/api/posts/{post.pk}/")
+    assert response["Cache-Control"] == "no-cache, public"
+    not_modified = api_client.get(f"/api/posts/{post.pk}/", HTTP_IF_NONE_MATCH=response["ETag"])
+    assert not_modified.status_code == 304
+    assert not_modified.content == b""
+    private = client_for(user).get(f"/api/users/{user.pk}/")
+    assert "private" in private["Cache-Control"]
+    assert "email" in private.json()
+
+
+@pytest.mark.django_db
+def test_the_private_profile_is_never_served_from_the_cache_to_others(api_client, user) -> None:
+    client_for(user).get(f"/api/users/{user.pk}/")
+    assert "email" not in api_client.get(f"/api/users/{user.pk}/").json()
+    api_client.get(f"/api/users/{user.pk}/")
+    assert client_for(user).get(f"/api/users/{user.pk}/").json()["email"] == user.email
+
+
+# --- read-after-write, through another process ----------------------------------------------
+
+
+@pytest.fixture
+def reader(tmp_path: Path) -> Iterator[Server]:
+    """gunicorn workers: processes other than this one, sharing its Redis and database."""
+    with running_gunicorn(tmp_path) as server:
+        yield server
+
+
+def read(server: Server, path: str) -> tuple[int, dict]:
+    status, _, body = request(f"{server.base_url}{path}")
+    return status, json.loads(body)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_write_is_visible_to_the_next_read_in_another_process(reader: Server) -> None:
+    user = UserFactory.create(name="Before")
+    writer = client_for(user)
+    profile, feed, own_posts = f"/api/users/{user.pk}/", "/api/posts/", f"/api/users/{user.pk}/posts/"
+    assert read(reader, profile)[1]["post_count"] == 0
+    assert read(reader, feed)[1]["results"] == []
+
+    created = writer.post("/api/posts/", {"title": "First", "body": "Hello"}, format="json").json()
+    detail = f"/api/posts/{created['id']}/"
+    assert read(reader, profile)[1]["post_count"] == 1
+    assert [row["id"] for row in read(reader, feed)[1]["results"]] == [created["id"]]
+    assert [row["id"] for row in read(reader, own_posts)[1]["results"]] == [created["id"]]
+    assert read(reader, detail)[1]["title"] == "First"
+
+    writer.patch(detail, {"title": "Edited"}, format="json")
+    assert read(reader, detail)[1]["title"] == "Edited"
+    assert read(reader, feed)[1]["results"][0]["title"] == "Edited"
+    assert read(reader, own_posts)[1]["results"][0]["title"] == "Edited"
+
+    writer.patch(profile, {"name": "After", "metadata": {"plan": "pro"}}, format="json")
+    assert read(reader, profile)[1]["name"] == "After"
+    assert read(reader, profile)[1]["metadata"] == {"plan": "pro"}
+    assert read(reader, detail)[1]["author"]["name"] == "After"
+    assert read(reader, feed)[1]["results"][0]["author"]["name"] == "After"
+
+    writer.delete(detail)
+    assert read(reader, detail)[0] == 404
+    assert read(reader, feed)[1]["results"] == []
+    assert read(reader, profile)[1]["post_count"] == 0
+
+    writer.delete(profile)
+    assert read(reader, profile)[0] == 404
+
+
+# --- stampede -------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_misses_on_one_key_query_the_database_at_most_twice() -> None:
+    queries = []
+    start = threading.Barrier(50)
+    bodies: list[bytes] = []
+
+    def slow_query() -> dict:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(0.2), 1")
+            queries.append(cursor.fetchone())
+        return {"answer": 42}
+
+    def miss() -> None:
+        start.wait()
+        try:
+            bodies.append(caching.cached_json(name="stampede", parts=[1], scopes=["test"], compute=slow_query))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=miss) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(bodies) == 50
+    assert set(bodies) == {b'{"answer":42}'}
+    assert len(queries) <= 2
+
+
+# --- Redis failure --------------------------------------------------------------------------
+
+
+def served_from_cache(name: str) -> bool:
+    return bool(get_redis_connection("default").keys(f"*:{caching.API_VERSION}:{name}:*"))
+
+
+@pytest.mark.django_db
+def test_redis_outage_serves_correct_data_and_caching_resumes(api_client, own_redis: Path, settings) -> None:
+    settings.CACHE_BREAKER_COOLDOWN = 0.2
+    post = PostFactory.create(title="Original")
+    author = client_for(post.author)
+    paths = cached_paths(post.author_id, post.pk)
+    assert all(api_client.get(path).status_code == 200 for path in paths)
+    assert served_from_cache("post-detail")
+
+    embedded.stop_redis(own_redis)
+    edit = author.patch(f"/api/posts/{post.pk}/", {"title": "Written while Redis was down"}, format="json")
+    assert edit.status_code == 200
+    for _ in range(3):
+        responses = [api_client.get(path) for path in paths]
+        assert [response.status_code for response in responses] == [200, 200, 200, 200]
+    assert responses[1].json()["title"] == "Written while Redis was down"
+    assert responses[2].json()["results"][0]["title"] == "Written while Redis was down"
+
+    embedded.redis_url(own_redis)
+    deadline = time.monotonic() + 10
+    while not served_from_cache("post-detail") and time.monotonic() < deadline:
+        assert api_client.get(f"/api/posts/{post.pk}/").json()["title"] == "Written while Redis was down"
+    assert served_from_cache("post-detail")
