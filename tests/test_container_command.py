@@ -7,31 +7,21 @@ and compared with `make run`'s.
 """
 
 import json
-import os
 import re
 import shlex
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 import yaml
-from django.conf import settings
-from django.db import connection
+
+from tests.live_server import Server, request, running_gunicorn
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DOCKERFILE = BASE_DIR / "Dockerfile"
 K8S_DIR = BASE_DIR / "deploy" / "k8s"
-STARTUP_DEADLINE_S = 60.0
 IMAGE_VENV = "/opt/venv"
 
 
@@ -136,112 +126,28 @@ def pod_containers(manifest: dict[str, Any], key: str = "containers") -> list[di
 # --- the container's start command -----------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def database_url(settings_dict: dict[str, Any]) -> str:
-    """A DATABASE_URL for the test database (a socket directory goes into ?host=)."""
-    user = quote(settings_dict["USER"] or "", safe="")
-    password = quote(settings_dict["PASSWORD"] or "", safe="")
-    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host = settings_dict["HOST"] or ""
-    port = f":{settings_dict['PORT']}" if settings_dict["PORT"] else ""
-    name = quote(settings_dict["NAME"], safe="")
-    if host.startswith("/"):
-        return f"postgres://{credentials}{port}/{name}?host={quote(host, safe='')}"
-    return f"postgres://{credentials}{host}{port}/{name}"
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Report a redirect instead of following it (to https://, where nothing listens)."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirect)
-
-
-def get(url: str) -> tuple[int, bytes]:
-    try:
-        with _opener.open(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-@dataclass(frozen=True)
-class Server:
-    base_url: str
-    log_path: Path
-    process: subprocess.Popen[bytes]
-
-
 @pytest.fixture
-def container_server(db: None, tmp_path: Path) -> Iterator[Server]:
+def container_server(transactional_db: None, tmp_path: Path) -> Iterator[Server]:
     """The image's CMD with the image's ENV, run from the source tree (the image's WORKDIR).
 
     Only what a deployment supplies is added: the secret and the servers' URLs (the test
-    database, which `db` creates). A free local port, a private metrics directory and two
-    workers replace the image's fixed port and directory and the per-CPU worker count; this
+    database and Redis). A free local port, a private metrics directory and two workers
+    replace the image's fixed port and directory and the per-CPU worker count; this
     virtualenv replaces the image's.
     """
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "PYTEST_", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "GUNICORN_CMD_ARGS"))
-    }
-    env.update(image_env())
-    venv_bin = str(Path(sys.executable).parent)
-    env["PATH"] = env["PATH"].replace(f"{IMAGE_VENV}/bin", venv_bin)
+    env = image_env()
+    env["PATH"] = env["PATH"].replace(f"{IMAGE_VENV}/bin", str(Path(sys.executable).parent))
     env.update(
         {
             "SECRET_KEY": "pT4$wq9Zr!xL2mN7bV0cK5hG8jD3fS6aQ1eR4tY7uI0oP9lK2jH5gF8dS3aZ6xC",
             "ALLOWED_HOSTS": "postline.example.com,127.0.0.1",
-            "DATABASE_URL": database_url(connection.settings_dict),
-            "REDIS_URL": str(settings.CACHES["default"]["LOCATION"]),
-            "BIND": f"127.0.0.1:{port}",
-            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
-            "WEB_CONCURRENCY": "2",
+            "DEBUG": "false",
         }
     )
-    log_path = tmp_path / "gunicorn.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            image_cmd(), cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        yield Server(base_url=f"http://127.0.0.1:{port}", log_path=log_path, process=process)
-    finally:
-        # Only the master this test started; it stops its own workers.
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def wait_until_ready(server: Server) -> bytes:
-    """Poll /readyz until it answers 200, the server exits, or the deadline passes."""
-    deadline = time.monotonic() + STARTUP_DEADLINE_S
-    last: tuple[int, bytes] = (0, b"no answer yet")
-    while time.monotonic() < deadline and server.process.poll() is None:
-        try:
-            last = get(f"{server.base_url}/readyz")
-        except OSError as error:  # not listening yet
-            last = (0, str(error).encode())
-        if last[0] == 200:
-            return last[1]
-        time.sleep(0.1)
-    exited = server.process.poll()
-    reason = f"gunicorn exited with {exited}" if exited is not None else f"no 200 within {STARTUP_DEADLINE_S:.0f} s"
-    pytest.fail(f"/readyz: {reason}; last answer {last}\n{server.log_path.read_text()}")
+    env.pop("BIND")  # a free port on 127.0.0.1 instead of 0.0.0.0:8000
+    env.pop("PROMETHEUS_MULTIPROC_DIR")
+    with running_gunicorn(tmp_path, command=image_cmd(), env=env) as server:
+        yield server
 
 
 def test_dockerfile_sets_the_production_environment() -> None:
@@ -258,15 +164,15 @@ def test_dockerfile_sets_the_production_environment() -> None:
 
 
 def test_container_command_serves_readyz_healthz_and_metrics_in_production(container_server: Server) -> None:
-    body = wait_until_ready(container_server)
     base_url = container_server.base_url
-    assert json.loads(body) == {"status": "ok", "checks": {"database": "ok", "cache": "ok"}}
-    assert get(f"{base_url}/healthz")[0] == 200
-    metrics_status, metrics = get(f"{base_url}/metrics")
+    status, _, body = request(f"{base_url}/readyz")
+    assert (status, json.loads(body)) == (200, {"status": "ok", "checks": {"database": "ok", "cache": "ok"}})
+    assert request(f"{base_url}/healthz")[0] == 200
+    metrics_status, _, metrics = request(f"{base_url}/metrics")
     assert metrics_status == 200
     assert b"django_http_requests_before_middlewares_total" in metrics
     # Production settings are in force: everything else redirects to https.
-    assert get(f"{base_url}/api/docs/")[0] == 301
+    assert request(f"{base_url}/api/docs/")[0] == 301
 
 
 # --- one pre-start step everywhere -----------------------------------------------------------
