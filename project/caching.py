@@ -21,10 +21,11 @@ import hashlib
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, cast
 
 import orjson
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache as default_cache
 from django.http import HttpRequest, HttpResponse
@@ -179,3 +180,20 @@ def first_page_parts(request: HttpRequest) -> list[object] | None:
     if "cursor" in request.GET:
         return None
     return [request.build_absolute_uri("/"), request.GET.get("page_size", "")]
+
+
+async def cached_external(*, name: str, parts: Iterable[object], ttl: int, fetch: Callable[[], Awaitable[Any]]) -> Any:
+    """An outbound call's result, kept `ttl` seconds; a None result (a failure) is not kept.
+
+    Redis is called from a worker thread of its own (django-redis is thread-safe), not through
+    Django's single sync thread (`cache.aget`), which the request's database work occupies:
+    waiting for it would put the outbound call after the queries instead of beside them.
+    """
+    key = ":".join([API_VERSION, name, *(str(part) for part in parts)])
+    value = await sync_to_async(cache.get, thread_sensitive=False)(key)
+    metrics.record_cache(name, hit=value is not None)
+    if value is None:
+        value = await fetch()
+        if value is not None:
+            await sync_to_async(cache.set, thread_sensitive=False)(key, value, timeout=ttl)
+    return value

@@ -10,9 +10,6 @@ It sits in the redis-py Connection class (through django-redis' CONNECTION_FACTO
 covers every cache user alike: the response cache, DRF's throttles, sessions.
 """
 
-import logging
-import threading
-import time
 from typing import Any
 
 import redis
@@ -20,46 +17,15 @@ from django.conf import settings
 from django_redis.pool import ConnectionFactory
 
 from project import metrics
-
-logger = logging.getLogger(__name__)
-
-
-class RedisBreaker:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open_until = 0.0
-        self._degraded = False
-
-    def before_connect(self) -> None:
-        if time.monotonic() < self._open_until:
-            raise redis.ConnectionError("Redis marked unreachable by the circuit breaker")
-
-    def failure(self, error: BaseException) -> None:
-        cooldown = float(getattr(settings, "CACHE_BREAKER_COOLDOWN", 5.0))
-        with self._lock:
-            self._open_until = time.monotonic() + cooldown
-            first = not self._degraded
-            self._degraded = True
-        metrics.record_cache_error("connect")
-        if first:
-            logger.warning("Redis unreachable (%s): serving without cache, retrying every %.0f s", error, cooldown)
-
-    def success(self) -> None:
-        if not self._degraded:
-            return
-        with self._lock:
-            recovered, self._degraded = self._degraded, False
-        if recovered:
-            logger.warning("Redis reachable again: caching resumed")
-
-    def reset(self) -> None:
-        """Forget past failures (tests that stop Redis on purpose start from a clean state)."""
-        with self._lock:
-            self._open_until = 0.0
-            self._degraded = False
+from project.breaker import CircuitBreaker
 
 
-breaker = RedisBreaker()
+def _cooldown() -> float:
+    return float(getattr(settings, "CACHE_BREAKER_COOLDOWN", 5.0))
+
+
+# One failed connect is enough: a cache that cannot be reached is not worth a second wait.
+breaker = CircuitBreaker("Redis", threshold=1, cooldown=_cooldown)
 
 
 _FAILURES = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -73,20 +39,26 @@ class _BreakerMixin:
     """
 
     def connect(self) -> None:
-        breaker.before_connect()
+        if not breaker.allow():
+            raise redis.ConnectionError("Redis marked unreachable by the circuit breaker")
         try:
             super().connect()  # type: ignore[misc]
         except _FAILURES as error:
-            breaker.failure(error)
+            _failed(error)
             raise
-        breaker.success()
+        breaker.record_success()
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().read_response(*args, **kwargs)  # type: ignore[misc]
         except _FAILURES as error:
-            breaker.failure(error)
+            _failed(error)
             raise
+
+
+def _failed(error: BaseException) -> None:
+    metrics.record_cache_error("connection")
+    breaker.record_failure(error)
 
 
 class BreakerConnection(_BreakerMixin, redis.Connection):

@@ -209,6 +209,19 @@ DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 CACHE_BREAKER_COOLDOWN = env_float("CACHE_BREAKER_COOLDOWN", 5.0)
 DJANGO_REDIS_LOGGER = "project.cache"
 
+# --- Outbound HTTP: profile enrichment (GET /api/users/{id}/overview/) ------------------------
+# A URL template with {user_id}; unset disables enrichment. A slow or failing upstream never
+# fails the overview: after ENRICHMENT_BREAKER_THRESHOLD failures in a row it is not called for
+# ENRICHMENT_BREAKER_COOLDOWN seconds.
+
+PROFILE_ENRICHMENT_URL = env_str("PROFILE_ENRICHMENT_URL")
+PROFILE_ENRICHMENT_TIMEOUT = env_float("PROFILE_ENRICHMENT_TIMEOUT", 0.3)
+ENRICHMENT_CACHE_TTL = env_int("ENRICHMENT_CACHE_TTL", 60, minimum=1)
+ENRICHMENT_BREAKER_THRESHOLD = env_int("ENRICHMENT_BREAKER_THRESHOLD", 5, minimum=1)
+ENRICHMENT_BREAKER_COOLDOWN = env_float("ENRICHMENT_BREAKER_COOLDOWN", 30.0)
+if PROFILE_ENRICHMENT_URL and "{user_id}" not in PROFILE_ENRICHMENT_URL:
+    raise ConfigurationError("PROFILE_ENRICHMENT_URL must contain {user_id}")
+
 # --- Authentication ---------------------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -3,6 +3,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from posts.serializers import PostSerializer
 from project.api import StrictModelSerializer, StrictSerializer
 from users.models import User
 
@@ -30,21 +31,29 @@ def _depth(value: Any) -> int:
     return 0
 
 
+def metadata_error(value: Any) -> str | None:
+    """Why `value` cannot be a user's metadata, or None: the rules the API and the admin share."""
+    if not isinstance(value, dict):
+        return "Must be a JSON object."
+    if len(value) > METADATA_MAX_KEYS:
+        return f"At most {METADATA_MAX_KEYS} keys."
+    if _depth(value) > METADATA_MAX_DEPTH:
+        return f"Nested at most {METADATA_MAX_DEPTH} levels deep."
+    if _contains_nul(value):
+        return "Null characters are not allowed."
+    if len(json.dumps(value, ensure_ascii=False).encode()) > METADATA_MAX_BYTES:
+        return f"At most {METADATA_MAX_BYTES} bytes as JSON."
+    return None
+
+
 class MetadataField(serializers.JSONField):
     """Free-form profile data: a JSON object of bounded size."""
 
     def to_internal_value(self, data: Any) -> Any:
         value = super().to_internal_value(data)
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
-        if len(value) > METADATA_MAX_KEYS:
-            raise serializers.ValidationError(f"At most {METADATA_MAX_KEYS} keys.")
-        if _depth(value) > METADATA_MAX_DEPTH:
-            raise serializers.ValidationError(f"Nested at most {METADATA_MAX_DEPTH} levels deep.")
-        if _contains_nul(value):
-            raise serializers.ValidationError("Null characters are not allowed.")
-        if len(json.dumps(value, ensure_ascii=False).encode()) > METADATA_MAX_BYTES:
-            raise serializers.ValidationError(f"At most {METADATA_MAX_BYTES} bytes as JSON.")
+        error = metadata_error(value)
+        if error is not None:
+            raise serializers.ValidationError(error)
         return value
 
 
@@ -76,6 +85,29 @@ class UserProfileSerializer(UserPublicSerializer):
 
     class Meta(UserPublicSerializer.Meta):
         fields = UserPrivateSerializer.Meta.fields
+
+
+class UserOverviewSerializer(UserPublicSerializer):
+    """The database part of the overview: the public profile and the latest posts."""
+
+    latest_posts = PostSerializer(many=True, read_only=True)
+
+    class Meta(UserPublicSerializer.Meta):
+        fields = (*UserPublicSerializer.Meta.fields, "latest_posts")
+        read_only_fields = fields
+
+
+class UserOverviewResponseSerializer(UserOverviewSerializer):
+    """The overview as served: plus the external enrichment, null when it is unavailable."""
+
+    external = serializers.JSONField(allow_null=True, read_only=True)
+    degraded = serializers.BooleanField(
+        read_only=True, help_text="True when enrichment is configured but could not be fetched."
+    )
+
+    class Meta(UserOverviewSerializer.Meta):
+        fields = (*UserOverviewSerializer.Meta.fields, "external", "degraded")
+        read_only_fields = fields
 
 
 class UserCreateSerializer(StrictSerializer):

@@ -1,6 +1,10 @@
+import asyncio
 from typing import Any
 
 import orjson
+from adrf.views import APIView as AsyncAPIView
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -15,7 +19,7 @@ from rest_framework.views import APIView
 from posts.selectors import post_list
 from posts.serializers import PostSerializer
 from project import caching
-from users import selectors, services
+from users import enrichment, selectors, services
 from users.models import User
 from users.permissions import IsSelfOrStaff
 from users.serializers import (
@@ -23,6 +27,8 @@ from users.serializers import (
     TokenSerializer,
     UserCreateSerializer,
     UserListQuerySerializer,
+    UserOverviewResponseSerializer,
+    UserOverviewSerializer,
     UserPrivateSerializer,
     UserProfileSerializer,
     UserPublicSerializer,
@@ -151,3 +157,39 @@ class TokenView(APIView):
         body.is_valid(raise_exception=True)
         token = services.auth_token_obtain(request=request._request, **body.validated_data)
         return Response({"token": token})
+
+
+class UserOverviewView(AsyncAPIView):
+    """Profile, latest posts and post count, with the external enrichment fetched meanwhile.
+
+    The database part (one query, or the cache) runs on Django's sync thread while the
+    outbound call waits on the event loop, so the response takes about the longer of the
+    two, not their sum.
+    """
+
+    permission_classes = (AllowAny,)
+
+    @staticmethod
+    def _profile(user_id: int) -> bytes:
+        def compute() -> Any:
+            user = selectors.user_overview(user_id=user_id)
+            if user is None:
+                raise NotFound("No such user.")
+            return UserOverviewSerializer(user).data
+
+        return caching.cached_json(
+            name="user-overview", parts=[user_id], scopes=[caching.user_scope(user_id)], compute=compute
+        )
+
+    @extend_schema(
+        summary="A user's profile, latest posts and external enrichment", responses=UserOverviewResponseSerializer
+    )
+    async def get(self, request: Request, pk: str) -> HttpResponse:
+        user_id = int(pk)
+        profile, external = await asyncio.gather(
+            sync_to_async(self._profile)(user_id), enrichment.fetch_enrichment(user_id)
+        )
+        overview = orjson.loads(profile)
+        overview["external"] = external
+        overview["degraded"] = bool(settings.PROFILE_ENRICHMENT_URL) and external is None
+        return caching.json_response(request, orjson.dumps(overview))
