@@ -31,6 +31,12 @@ INVALID_CURSOR = "Invalid cursor."
 CURSOR_MAX_LENGTH = 512
 
 
+def encode_cursor(position: Sequence[Any], *, reverse: bool = False) -> str:
+    """The opaque cursor for a row's ordering values (ISO strings for datetimes)."""
+    raw = json.dumps({"p": list(position), "r": reverse}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 def _order_key(term: str) -> tuple[str, bool]:
     """('created_at', True) for '-created_at'."""
     return term.lstrip("-"), term.startswith("-")
@@ -87,10 +93,8 @@ class KeysetCursorPagination(BasePagination):
 
     def _link(self, row: Model, *, reverse: bool) -> str:
         position = [self._position_value(row, name) for name, _ in self.ordering]
-        raw = json.dumps({"p": position, "r": reverse}, separators=(",", ":")).encode()
-        token = base64.urlsafe_b64encode(raw).decode().rstrip("=")
-        url = self.request.build_absolute_uri()
-        return replace_query_param(url, self.cursor_query_param, token)
+        token = encode_cursor(position, reverse=reverse)
+        return replace_query_param(self.request.build_absolute_uri(), self.cursor_query_param, token)
 
     @staticmethod
     def _position_value(row: Model, name: str) -> Any:
