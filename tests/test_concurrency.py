@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from rest_framework.authtoken.models import Token
 
 from posts.models import Post
 from tests.factories import PostFactory
@@ -26,8 +27,6 @@ def concurrently(count: int, task) -> list[int]:
 
 
 def test_concurrent_writes_keep_exact_rows_counts_and_errors(tmp_path: Path, user) -> None:
-    from rest_framework.authtoken.models import Token  # noqa: PLC0415
-
     token = Token.objects.create(user=user).key
     post = PostFactory.create(author=user)
     with running_gunicorn(tmp_path, env={"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "8"}) as server:
