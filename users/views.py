@@ -124,17 +124,17 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def posts(self, request: Request, pk: str) -> Response | HttpResponse:
         user_id = int(pk)
 
-        def first_page() -> Any:
+        def page() -> Any:
             if not User.objects.filter(pk=user_id).exists():
                 raise NotFound("No such user.")
-            page = self.paginate_queryset(post_list(author_id=user_id))
-            return self.get_paginated_response(PostSerializer(page, many=True).data).data
+            posts = self.paginate_queryset(post_list(author_id=user_id))
+            return self.get_paginated_response(PostSerializer(posts, many=True).data).data
 
         parts = caching.first_page_parts(request)
         if parts is None:
-            return Response(first_page())
+            return Response(page())
         body = caching.cached_json(
-            name="user-posts", parts=[user_id, *parts], scopes=[caching.user_scope(user_id)], compute=first_page
+            name="user-posts", parts=[user_id, *parts], scopes=[caching.user_scope(user_id)], compute=page
         )
         return caching.json_response(request, body)
 
