@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 
 from posts.models import Post
 from project import caching
@@ -17,8 +18,15 @@ def _invalidate_after_commit(post: Post) -> None:
     transaction.on_commit(lambda: caching.invalidate(*scopes))
 
 
+def _count_posts(author_id: int, delta: int) -> None:
+    """Adjust users.post_count in the writing transaction (a row lock serialises concurrent writers)."""
+    User.objects.filter(pk=author_id).update(post_count=F("post_count") + delta)
+
+
+@transaction.atomic
 def post_create(*, author: User, title: str, body: str) -> Post:
     post = Post.objects.create(author=author, title=title, body=body)
+    _count_posts(author.pk, +1)
     _invalidate_after_commit(post)
     return post
 
@@ -33,6 +41,8 @@ def post_update(*, post: Post, data: dict[str, Any]) -> Post:
     return post
 
 
+@transaction.atomic
 def post_delete(*, post: Post) -> None:
     _invalidate_after_commit(post)
     post.delete()
+    _count_posts(post.author_id, -1)

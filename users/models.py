@@ -1,7 +1,7 @@
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -35,6 +35,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Kept by posts.services in the transaction that creates or deletes a post: counting an
+    # author's posts costs ~150 ms at 500,000 posts, reading this column nothing.
+    post_count = models.PositiveIntegerField(default=0, editable=False)
 
     objects: ClassVar[UserManager] = UserManager()
 
@@ -52,6 +55,12 @@ class User(AbstractBaseUser, PermissionsMixin):
             models.Index(fields=["id"], name="users_active_id_idx", condition=models.Q(is_active=True)),
             # ?metadata=key:value containment (@>) filters.
             GinIndex(fields=["metadata"], name="users_metadata_gin", opclasses=["jsonb_path_ops"]),
+            # The admin's email search, lower(email) LIKE 'prefix%': a pattern-ops index serves
+            # LIKE whatever the database's collation (the unique index does only under "C").
+            models.Index(OpClass(Lower("email"), name="text_pattern_ops"), name="users_email_like_idx"),
+            # The admin's list filters on rare values: staff, and deactivated accounts.
+            models.Index(fields=["id"], name="users_staff_id_idx", condition=models.Q(is_staff=True)),
+            models.Index(fields=["id"], name="users_inactive_id_idx", condition=models.Q(is_active=False)),
         ]
 
     def __str__(self) -> str:

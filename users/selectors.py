@@ -3,22 +3,12 @@
 from datetime import datetime
 
 from django.contrib.postgres.expressions import ArraySubquery
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Coalesce, JSONObject
+from django.db.models import OuterRef, QuerySet
+from django.db.models.functions import JSONObject
 
 from posts.models import Post
 from posts.selectors import POST_ORDERING
 from users.models import User
-
-
-def _post_count() -> Coalesce:
-    """A correlated COUNT per user row, answered from posts_author_created_idx.
-
-    A subquery rather than JOIN + GROUP BY: it runs only for the rows of the page, where a
-    grouped join would aggregate every user before the LIMIT.
-    """
-    count = Post.objects.filter(author=OuterRef("pk")).order_by().values("author").annotate(n=Count("*")).values("n")
-    return Coalesce(Subquery(count, output_field=IntegerField()), 0)
 
 
 def user_list(*, metadata: dict[str, str] | None = None) -> QuerySet[User]:
@@ -26,11 +16,11 @@ def user_list(*, metadata: dict[str, str] | None = None) -> QuerySet[User]:
     users = User.objects.filter(is_active=True)
     if metadata:
         users = users.filter(metadata__contains=metadata)
-    return users.annotate(post_count=_post_count()).order_by("-id")
+    return users.order_by("-id")
 
 
 def user_get(*, user_id: int, include_inactive: bool = False) -> User | None:
-    users = User.objects.annotate(post_count=_post_count())
+    users = User.objects.all()
     if not include_inactive:
         users = users.filter(is_active=True)
     return users.filter(pk=user_id).first()
@@ -40,7 +30,7 @@ OVERVIEW_POSTS = 10
 
 
 def user_overview(*, user_id: int) -> User | None:
-    """An active user with `post_count` and `latest_posts` (newest first), in ONE query.
+    """An active user with `latest_posts` (newest first), in ONE query.
 
     The overview view overlaps its database work with an outbound HTTP call; Django's async
     ORM runs queries one after another on one thread, so the way to make the database part
@@ -53,11 +43,7 @@ def user_overview(*, user_id: int) -> User | None:
             :OVERVIEW_POSTS
         ]
     )
-    user = (
-        User.objects.filter(pk=user_id, is_active=True)
-        .annotate(post_count=_post_count(), latest_rows=ArraySubquery(latest))
-        .first()
-    )
+    user = User.objects.filter(pk=user_id, is_active=True).annotate(latest_rows=ArraySubquery(latest)).first()
     if user is None:
         return None
     user.latest_posts = [  # type: ignore[attr-defined]

@@ -60,8 +60,6 @@ class MetadataField(serializers.JSONField):
 class UserPublicSerializer(serializers.ModelSerializer):
     """What anyone may see of a user: never the email."""
 
-    post_count = serializers.IntegerField(read_only=True)
-
     class Meta:
         model = User
         fields: tuple[str, ...] = ("id", "name", "metadata", "created_at", "post_count")
@@ -125,12 +123,11 @@ class UserUpdateSerializer(StrictModelSerializer):
     password = serializers.CharField(
         max_length=128, write_only=True, required=False, trim_whitespace=False, style={"input_type": "password"}
     )
-    post_count = serializers.IntegerField(read_only=True)
 
     class Meta:
         model = User
         fields = ("id", "email", "name", "metadata", "password", "created_at", "post_count", "is_active", "is_staff")
-        read_only_fields = ("id", "email", "created_at", "is_active", "is_staff")
+        read_only_fields = ("id", "email", "created_at", "post_count", "is_active", "is_staff")
 
 
 class TokenRequestSerializer(StrictSerializer):

@@ -85,7 +85,6 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         body = UserCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         user = services.user_create(**body.validated_data)
-        user.post_count = 0  # type: ignore[attr-defined]
         return Response(UserPrivateSerializer(user).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> HttpResponse:
