@@ -122,21 +122,29 @@ def cached_json(*, name: str, parts: Iterable[object], scopes: Sequence[str], co
 
 
 def _fill(key: str, compute: Callable[[], Any]) -> bytes:
-    """Compute a missing entry once per key, however many requests miss it together."""
+    """Compute a missing entry once per key, however many requests miss it together.
+
+    The others poll for the entry; they stop waiting and compute it themselves when the
+    filler gives up (its compute raised, e.g. a 404, and it released the lock) or after
+    FILL_WAIT_SECONDS.
+    """
     lock_key = f"{key}:fill"
     acquired = cache.add(lock_key, 1, timeout=FILL_LOCK_SECONDS)
     if acquired is False:
-        # Another process computes it; waiting a little is cheaper than a thundering herd.
         deadline = time.monotonic() + FILL_WAIT_SECONDS
         while time.monotonic() < deadline:
             time.sleep(FILL_POLL_SECONDS)
-            body = cache.get(key)
-            if body is not None:
-                return bytes(body)
-    body = _render(compute())
-    cache.set(key, body, timeout=settings.CACHE_TTL)
-    if acquired:
-        cache.delete(lock_key)
+            found = cache.get_many([key, lock_key])
+            if key in found:
+                return bytes(found[key])
+            if lock_key not in found:
+                break
+    try:
+        body = _render(compute())
+        cache.set(key, body, timeout=settings.CACHE_TTL)
+    finally:
+        if acquired:
+            cache.delete(lock_key)
     return body
 
 

@@ -164,3 +164,17 @@ def test_redis_outage_serves_correct_data_and_caching_resumes(api_client, own_re
     while not served_from_cache("post-detail") and time.monotonic() < deadline:
         assert api_client.get(f"/api/posts/{post.pk}/").json()["title"] == "Written while Redis was down"
     assert served_from_cache("post-detail")
+
+
+@pytest.mark.django_db
+def test_a_failed_fill_releases_the_waiters_at_once() -> None:
+    """A compute that raises (a 404) must not leave a lock that makes the next requests wait."""
+
+    def missing() -> dict:
+        raise LookupError("no such row")
+
+    for _ in range(2):
+        started = time.monotonic()
+        with pytest.raises(LookupError):
+            caching.cached_json(name="missing", parts=[1], scopes=["test"], compute=missing)
+        assert time.monotonic() - started < caching.FILL_WAIT_SECONDS / 2
