@@ -246,10 +246,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["project.renderers.ORJSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "project.schema.PostlineAutoSchema",
     "EXCEPTION_HANDLER": "project.api.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
-    ],
+    "DEFAULT_THROTTLE_CLASSES": ["project.throttling.WindowRateThrottle"],
     # Production defaults are strict; development ones let a test client create a few hundred
     # accounts and a thousand posts a minute. "auth" guards the token endpoint against
     # password guessing. Counters live in Redis and fail open with it.

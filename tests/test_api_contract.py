@@ -3,13 +3,22 @@
 import pytest
 from django.core.management import call_command
 from django.test import Client
-from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle
+
+from project import embedded
+from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 
 
-def test_token_endpoint_throttles_password_guessing_with_retry_after(api_client, monkeypatch) -> None:
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"auth": "3/min"})
+def with_rates(settings, **rates: str) -> None:
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], **rates},
+    }
+
+
+def test_token_endpoint_throttles_password_guessing_with_retry_after(api_client, settings) -> None:
+    with_rates(settings, auth="3/min")
     statuses = [
         api_client.post("/api/auth/token/", {"email": "a@example.com", "password": "guess"}, format="json").status_code
         for _ in range(4)
@@ -19,9 +28,23 @@ def test_token_endpoint_throttles_password_guessing_with_retry_after(api_client,
     assert 0 < int(response["Retry-After"]) <= 60
 
 
-def test_anonymous_reads_are_throttled(api_client, monkeypatch) -> None:
-    monkeypatch.setattr(AnonRateThrottle, "THROTTLE_RATES", {"anon": "2/min", "user": "100/min"})
+def test_anonymous_reads_are_throttled(api_client, settings) -> None:
+    with_rates(settings, anon="2/min")
     assert [api_client.get("/api/posts/").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_signed_in_users_have_their_own_budget(api_client, user, settings) -> None:
+    with_rates(settings, anon="1/min", user="3/min")
+    signed_in = client_for(user)
+    assert [signed_in.get("/api/posts/").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert api_client.get("/api/posts/").status_code == 200
+
+
+def test_throttling_fails_open_when_redis_is_down(api_client, own_redis, settings) -> None:
+    with_rates(settings, anon="1/min")
+    assert api_client.get("/api/posts/").status_code == 200
+    embedded.stop_redis(own_redis)
+    assert [api_client.get("/api/posts/").status_code for _ in range(3)] == [200, 200, 200]
 
 
 def test_unhandled_errors_are_json_without_a_traceback(settings) -> None:
