@@ -13,7 +13,7 @@ DEMO_USERS ?= 2000
 DEMO_POSTS ?= 20000
 PIDFILE := .data/gunicorn.pid
 
-.PHONY: help install run test lint stop fuzz deploy-check
+.PHONY: help install run test lint stop fuzz deploy-check ci-tools
 
 help:
 	@echo "make run    start Postline on http://127.0.0.1:8000 (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
@@ -58,3 +58,7 @@ fuzz: install
 
 deploy-check:
 	bash deploy/validate.sh
+
+# System tools some tests use (promtool); CI installs them, a developer may too.
+ci-tools:
+	command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; }

@@ -46,7 +46,8 @@ loglevel = env_str("LOG_LEVEL", "info").lower()
 
 # prometheus_client's multiprocess mode must see this variable before a worker imports it:
 # set here, in the master, before any fork.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="postline-metrics-"))
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="postline-metrics-")
 
 
 def on_starting(server: Any) -> None:

@@ -3,7 +3,7 @@ from django.urls import include, path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from project import health
+from project import health, metrics
 
 # JSON bodies for unmatched URLs and unhandled errors, never an HTML page or a traceback.
 handler404 = "project.api.not_found"
@@ -13,7 +13,7 @@ urlpatterns = [
     path("", TemplateView.as_view(template_name="landing.html"), name="landing"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics.metrics_view, name="prometheus-django-metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("users.urls")),
     path("api/", include("posts.urls")),
