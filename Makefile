@@ -59,6 +59,8 @@ fuzz: install
 deploy-check:
 	bash deploy/validate.sh
 
-# System tools some tests use (promtool); CI installs them, a developer may too.
+# System tools some tests use (promtool, Chromium for the admin browser test); CI installs
+# them, a developer may too. Without them those tests skip and say why.
 ci-tools:
 	command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; }
+	[ -x /usr/bin/chromium ] || { apt-get update -qq && apt-get install -y -qq chromium; }

@@ -105,7 +105,7 @@ def main() -> int:
     try:
         wait_ready(base, 30)
         base_command = [
-            python.with_name("schemathesis"), "run", f"{base}/api/schema/",
+            str(python.with_name("schemathesis")), "run", f"{base}/api/schema/",
             "--checks", CHECKS,
             "--max-examples", str(args.max_examples),
             "--max-time", str(args.max_time // 2),

@@ -65,7 +65,7 @@ def request(
     """One request on a new connection (so gunicorn may hand it to any worker)."""
     prepared = urllib.request.Request(url, data=body, method=method, headers=headers or {})  # noqa: S310
     try:
-        with _opener.open(prepared, timeout=10) as response:
+        with _opener.open(prepared, timeout=30) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
