@@ -11,24 +11,17 @@ import logging
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 import yaml
 from django.conf import settings
-from django.db import connection
 from django.urls import URLPattern, URLResolver, get_resolver
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -38,6 +31,8 @@ from project import metrics
 from project.logs import JsonFormatter, RequestIdFilter, TextFormatter, request_id_var
 from tests.conftest import client_for
 from tests.factories import UserFactory
+from tests.live_server import Server, running_gunicorn
+from tests.live_server import request as http_get
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 ALERTS = BASE_DIR / "deploy" / "prometheus" / "alerts.yml"
@@ -49,113 +44,25 @@ WORKERS = 2
 # --- a real gunicorn with two workers --------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def database_url(settings_dict: dict[str, Any]) -> str:
-    """A DATABASE_URL naming the test database (a socket directory goes into ?host=)."""
-    user = quote(settings_dict["USER"] or "", safe="")
-    password = quote(settings_dict["PASSWORD"] or "", safe="")
-    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host = settings_dict["HOST"] or ""
-    port = f":{settings_dict['PORT']}" if settings_dict["PORT"] else ""
-    name = quote(settings_dict["NAME"], safe="")
-    if host.startswith("/"):
-        return f"postgres://{credentials}{port}/{name}?host={quote(host, safe='')}"
-    return f"postgres://{credentials}{host}{port}/{name}"
-
-
-def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    """One request on a new connection (urllib never reuses one), so any worker may accept it."""
-    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310  -- http://127.0.0.1 only
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
-
-
-@dataclass(frozen=True)
-class Gunicorn:
-    base_url: str
-    metrics_dir: Path
-    log_path: Path
-    process: subprocess.Popen[bytes]
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
 @pytest.fixture
-def gunicorn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Gunicorn]:
+def gunicorn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     """`gunicorn -c project/gunicorn.conf.py` with 2 workers on a free port, on the test database.
 
     SERVER_MODE is `wsgi` unless the test is parametrized indirectly with "asgi".
     """
-    server_mode = getattr(request, "param", "wsgi")
-    port = free_port()
-    metrics_dir = tmp_path / "prometheus"
-    runtime_dir = tmp_path / "xdg"
-    runtime_dir.mkdir(mode=0o700)
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "GUNICORN_CMD_ARGS"))}
-    env.update(
-        {
-            "DJANGO_ENV": "development",
-            "DATABASE_URL": database_url(connection.settings_dict),
-            "REDIS_URL": str(settings.CACHES["default"]["LOCATION"]),
-            "BIND": f"127.0.0.1:{port}",
-            "WEB_CONCURRENCY": str(WORKERS),
-            "SERVER_MODE": server_mode,
-            "DB_POOL_SIZE": str(POOL_SIZE),
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-            "XDG_RUNTIME_DIR": str(runtime_dir),
-            "METRICS_ENABLED": "true",
-        }
-    )
-    log_path = tmp_path / "gunicorn.log"
-    gunicorn_bin = str(Path(sys.executable).with_name("gunicorn"))
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [gunicorn_bin, "-c", "project/gunicorn.conf.py"],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Gunicorn(f"http://127.0.0.1:{port}", metrics_dir, log_path, process)
-    try:
-        wait_until_serving(server)
+    env = {
+        "DJANGO_ENV": "development",
+        "WEB_CONCURRENCY": str(WORKERS),
+        "SERVER_MODE": getattr(request, "param", "wsgi"),
+        "DB_POOL_SIZE": str(POOL_SIZE),
+        "METRICS_ENABLED": "true",
+    }
+    with running_gunicorn(tmp_path, env=env) as server:
         yield server
-    finally:
-        # Only the process group this test started: the master and its own workers.
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
 
 
-def wait_until_serving(server: Gunicorn) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    last = "no answer yet"
-    while time.monotonic() < deadline and server.process.poll() is None:
-        try:
-            status, _, body = http_get(f"{server.base_url}/readyz")
-        except OSError as error:  # not listening yet
-            last = str(error)
-        else:
-            if status == 200:
-                return
-            last = f"{status} {body[:200]!r}"
-        time.sleep(0.05)
-    pytest.fail(f"gunicorn did not become ready ({last}; exit code {server.process.poll()}):\n{server.log()}")
+def metrics_dir(server: Server) -> Path:
+    return server.log_path.parent / "prometheus"
 
 
 def value_by_process(metrics_dir: Path, kind: str, name: str, labels: dict[str, str]) -> dict[str, float]:
@@ -189,7 +96,7 @@ def pool_max_by_process(metrics_dir: Path) -> dict[str, float]:
     return value_by_process(metrics_dir, "gauge_livesum", "postline_db_pool_connections", labels)
 
 
-def scrape(server: Gunicorn) -> str:
+def scrape(server: Server) -> str:
     status, _, body = http_get(f"{server.base_url}/metrics")
     assert status == 200, body[:500]
     return body.decode()
@@ -205,7 +112,7 @@ def sample_value(exposition: str, name: str, labels: dict[str, str]) -> float | 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("gunicorn", ["wsgi", "asgi"], indirect=True)
-def test_metrics_are_summed_over_both_gunicorn_workers(gunicorn: Gunicorn, request: pytest.FixtureRequest) -> None:
+def test_metrics_are_summed_over_both_gunicorn_workers(gunicorn: Server, request: pytest.FixtureRequest) -> None:
     """Requests spread over two workers; one scrape counts every one of them, by route.
 
     Under ASGI (uvicorn workers) the middlewares run as coroutines and the psycopg pool's
@@ -225,8 +132,8 @@ def test_metrics_are_summed_over_both_gunicorn_workers(gunicorn: Gunicorn, reque
             statuses = list(pool.map(lambda path: http_get(f"{gunicorn.base_url}{path}")[0], paths))
             assert statuses == [200] * len(paths), gunicorn.log()[-2000:]
             sent += paths.count("/api/posts/?page_size=1")
-            served_by = posts_requests_by_process(gunicorn.metrics_dir)
-            pools = pool_max_by_process(gunicorn.metrics_dir)
+            served_by = posts_requests_by_process(metrics_dir(gunicorn))
+            pools = pool_max_by_process(metrics_dir(gunicorn))
     assert len(served_by) == WORKERS, f"one worker answered all {sent} requests: {served_by}"
     assert sum(served_by.values()) == sent
 
@@ -251,7 +158,7 @@ def test_metrics_are_summed_over_both_gunicorn_workers(gunicorn: Gunicorn, reque
 
 
 @pytest.mark.django_db(transaction=True)
-def test_promtool_accepts_the_metrics_exposition(gunicorn: Gunicorn) -> None:
+def test_promtool_accepts_the_metrics_exposition(gunicorn: Server) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not installed (Debian package `prometheus`; CI installs it)")
