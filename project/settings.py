@@ -182,8 +182,9 @@ if METRICS_ENABLED:
 DATABASES = {"default": _primary}
 
 # --- Cache (Redis through django-redis) -----------------------------------------------------
-# Fail open: with Redis unreachable a cache call returns None after at most the socket
-# timeout, and the request is served from PostgreSQL. Ignored errors are logged.
+# Fail open: with Redis unreachable a cache call returns None (at once while the circuit
+# breaker is open, else after at most the socket timeout) and the request is served from
+# PostgreSQL. Ignored errors are logged.
 
 REDIS_URL = env_str("REDIS_URL")
 CACHE_TTL = env_int("CACHE_TTL", 300, minimum=1)
