@@ -144,3 +144,14 @@ def wait_until_ready(server: Server) -> None:
     exited = server.process.poll()
     reason = f"gunicorn exited with {exited}" if exited is not None else f"no 200 within {STARTUP_DEADLINE_S:.0f} s"
     pytest.fail(f"/readyz: {reason}; last answer {last}\n{server.log()}")
+
+
+def run_python(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python <args>` from the repository root with the test session's environment plus `env`
+    (and without SECRET_KEY and DEBUG, so a test decides them), e.g. to see how settings react
+    to a variable."""
+    full_env = {key: value for key, value in os.environ.items() if key not in {"SECRET_KEY", "DEBUG"}}
+    full_env.update(env)
+    return subprocess.run(
+        [sys.executable, *args], cwd=BASE_DIR, env=full_env, capture_output=True, text=True, timeout=60, check=False
+    )

@@ -8,7 +8,6 @@ PROMETHEUS_MULTIPROC_DIR) against the test database, because the failure they gu
 import io
 import json
 import logging
-import os
 import re
 import shutil
 import subprocess
@@ -31,7 +30,7 @@ from project import metrics
 from project.logs import JsonFormatter, RequestIdFilter, TextFormatter, request_id_var
 from tests.conftest import client_for
 from tests.factories import UserFactory
-from tests.live_server import Server, running_gunicorn
+from tests.live_server import Server, run_python, running_gunicorn
 from tests.live_server import request as http_get
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -435,17 +434,8 @@ def test_metrics_are_open_in_development(client) -> None:
 
 
 def _settings_in_subprocess(env: dict[str, str], expression: str) -> str:
-    full_env = {**os.environ, **env}
     code = f"import django; django.setup(); from django.conf import settings; print({expression})"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=BASE_DIR,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python("-c", code, env=env)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -463,22 +453,12 @@ def test_metrics_enabled_false_removes_the_instrumentation() -> None:
 
 def test_production_refuses_a_short_metrics_token() -> None:
     env = {
-        **os.environ,
         "DJANGO_ENV": "production",
         "SECRET_KEY": "k3J9s!vQ2#pL8zX0wN5rT7yU1iO4aS6dF9gH2jK5lZ8xC1vB4nM7qW0eR3tY6uI9oP",
         "ALLOWED_HOSTS": "postline.example.com",
         "METRICS_TOKEN": "short",
     }
-    env.pop("DEBUG", None)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python("manage.py", "check", env=env)
     assert result.returncode == 1
     assert "METRICS_TOKEN" in result.stderr
 

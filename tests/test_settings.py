@@ -1,11 +1,9 @@
 """Production settings fail loudly at start-up, and pass Django's deployment checklist."""
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from tests.live_server import run_python
+
 PRODUCTION_ENV = {
     "DJANGO_ENV": "production",
     "SECRET_KEY": "k3J9s!vQ2#pL8zX0wN5rT7yU1iO4aS6dF9gH2jK5lZ8xC1vB4nM7qW0eR3tY6uI9oP",
@@ -14,17 +12,7 @@ PRODUCTION_ENV = {
 
 
 def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    full_env = {key: value for key, value in os.environ.items() if key not in {"SECRET_KEY", "DEBUG"}}
-    full_env.update(env)
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=BASE_DIR,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_python("manage.py", *args, env=env)
 
 
 def test_check_deploy_is_clean_in_production() -> None:
