@@ -121,6 +121,7 @@ def scenarios(database_url: str, heavy_user: int, deep_page: int) -> list[Scenar
         Scenario("healthz (framework ceiling)", "/healthz"),
         Scenario("profile, hot ids 1-1000", "/api/users/{id}/", max_id=1000),
         Scenario("profile, any id", "/api/users/{id}/", max_id=max_user),
+        Scenario("post detail, hot ids 1-1000", "/api/posts/{id}/", max_id=1000),
         Scenario("post detail, any id", "/api/posts/{id}/", max_id=max_post),
         Scenario("feed page 1", "/api/posts/"),
         Scenario(f"feed page {deep_page:,}", f"/api/posts/?cursor={cursor(all_posts)}"),
