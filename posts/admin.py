@@ -31,11 +31,10 @@ from psycopg.errors import QueryCanceled
 
 from posts.models import SEARCH_CONFIG, SEARCH_VECTOR, Post
 from posts.services import EDITABLE_FIELDS, post_create, post_delete, post_update
-from project.admin import EstimatedCountPaginator, FastChangeListMixin
+from project.admin import EstimatedCountPaginator, FastChangeListMixin, search_id
 
 # Deleting is one service call per post; the confirmation page lists every post.
 BULK_DELETE_LIMIT = 500
-MAX_ID = 2**63 - 1
 
 # A search lists at most this many of the newest matching posts (20 pages).
 SEARCH_RESULTS_LIMIT = 1000
@@ -167,8 +166,9 @@ class PostAdmin(FastChangeListMixin, admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        if term.isascii() and term.isdigit() and int(term) <= MAX_ID:
-            return queryset.filter(pk=int(term)), False
+        post_id = search_id(term)
+        if post_id is not None:
+            return queryset.filter(pk=post_id), False
         query = SearchQuery(term, search_type="websearch", config=SEARCH_CONFIG)
         tree, share = search_shape(term)
         if not tree:

@@ -1,11 +1,13 @@
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import cast
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django_redis.cache import RedisCache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -60,3 +62,13 @@ def user(db: None) -> User:
 @pytest.fixture
 def staff(db: None) -> User:
     return UserFactory.create(is_staff=True, name="Staff Member")
+
+
+@contextmanager
+def planner_without_seqscans(*tables: str) -> Iterator[None]:
+    """ANALYZE the tables and forbid sequential scans, so EXPLAIN shows whether an index fits."""
+    with connection.cursor() as cursor:
+        cursor.execute("; ".join([*(f"ANALYZE {table}" for table in tables), "SET enable_seqscan = off"]))
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("RESET enable_seqscan")

@@ -17,7 +17,7 @@ from rest_framework.authtoken.models import Token
 
 from posts.models import Post
 from project import admin as project_admin
-from tests.conftest import client_for
+from tests.conftest import client_for, planner_without_seqscans
 from tests.factories import PASSWORD, PostFactory, UserFactory
 from users import admin as users_admin
 from users.models import User
@@ -329,11 +329,8 @@ def many_users_no_seqscan(db: None) -> Iterator[None]:
     # Emails that grow with the ids, as in the seeded data.
     User.objects.bulk_create(UserFactory.build(email=f"member{i}@example.com") for i in range(3000))
     UserFactory.create(email="Rare.Person@example.org")
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE users; SET enable_seqscan = off")
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("RESET enable_seqscan")
+    with planner_without_seqscans("users"):
+        yield
 
 
 def admin_search(term: str) -> str:

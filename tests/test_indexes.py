@@ -8,11 +8,11 @@ index definition drifts so that they no longer match.
 from collections.abc import Iterator
 
 import pytest
-from django.db import connection
 from django.db.models import QuerySet
 
 from posts.models import Post
 from posts.selectors import post_list
+from tests.conftest import planner_without_seqscans
 from tests.factories import PostFactory, UserFactory
 from users.models import User
 from users.selectors import user_list
@@ -29,11 +29,8 @@ def _rows_and_no_seqscan() -> Iterator[None]:
     )
     for author in UserFactory.create_batch(5, metadata={"plan": "pro", "country": "FR"}):
         PostFactory.create_batch(4, author=author, title="Scaling PostgreSQL indexes")
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE users; ANALYZE posts; SET enable_seqscan = off")
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("RESET enable_seqscan")
+    with planner_without_seqscans("users", "posts"):
+        yield
 
 
 def plan(queryset: QuerySet) -> str:

@@ -31,15 +31,13 @@ from django.utils.http import urlencode
 from rest_framework.authtoken import admin as authtoken_admin
 from rest_framework.authtoken.models import TokenProxy
 
-from project.admin import FastChangeListMixin
+from project.admin import FastChangeListMixin, search_id
 from users.models import User
 from users.serializers import metadata_error
 from users.services import EMAIL_TAKEN, user_activate, user_create, user_deactivate, user_update
 
 # A bulk action touches at most this many users (each one is a service call and a commit hook).
 BULK_ACTION_LIMIT = 500
-# The largest number an id search tries as a primary key (bigint).
-MAX_ID = 2**63 - 1
 
 
 def email_starts_with(term: str, *, email: str = "email") -> StartsWith:
@@ -203,8 +201,9 @@ class UserAdmin(FastChangeListMixin, admin.ModelAdmin):
         if not term:
             return queryset, False
         matches = Q(email_starts_with(term))
-        if term.isascii() and term.isdigit() and int(term) <= MAX_ID:
-            matches |= Q(pk=int(term))
+        user_id = search_id(term)
+        if user_id is not None:
+            matches |= Q(pk=user_id)
         return queryset.filter(matches), False
 
     @admin.display(description="posts")
