@@ -10,6 +10,7 @@ It sits in the redis-py Connection class (through django-redis' CONNECTION_FACTO
 covers every cache user alike: the response cache, DRF's throttles, sessions.
 """
 
+import logging
 from typing import Any
 
 import redis
@@ -31,6 +32,27 @@ breaker = CircuitBreaker("Redis", threshold=1, cooldown=_cooldown)
 _FAILURES = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
+class CircuitOpenError(redis.ConnectionError):
+    """A connect refused without touching the network, because the breaker is open."""
+
+
+class SkipCircuitOpen(logging.Filter):
+    """Drop django-redis' "Exception ignored" records for calls the open breaker refused.
+
+    The breaker logs an outage once when it opens and once when it closes; without this
+    filter every cache call during the outage adds a traceback (several per request), and
+    formatting them cost more CPU than serving the request.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        while error is not None:
+            if isinstance(error, CircuitOpenError):
+                return False
+            error = error.__cause__
+        return True
+
+
 class _BreakerMixin:
     """Connect through the breaker; a failed connect or a timed-out reply opens it.
 
@@ -40,7 +62,7 @@ class _BreakerMixin:
 
     def connect(self) -> None:
         if not breaker.allow():
-            raise redis.ConnectionError("Redis marked unreachable by the circuit breaker")
+            raise CircuitOpenError("Redis marked unreachable by the circuit breaker")
         try:
             super().connect()  # type: ignore[misc]
         except _FAILURES as error:

@@ -298,7 +298,10 @@ LOG_FORMAT = env_choice("LOG_FORMAT", "json" if PRODUCTION else "text", {"json",
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "project.logs.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "project.logs.RequestIdFilter"},
+        "skip_circuit_open": {"()": "project.redis_breaker.SkipCircuitOpen"},
+    },
     "formatters": {
         "json": {"()": "project.logs.JsonFormatter"},
         "text": {"()": "project.logs.TextFormatter"},
@@ -311,6 +314,8 @@ LOGGING = {
         # Through the root handler only (Django's own console handler would print twice).
         "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
         "django.db.backends": {"level": "INFO"},
+        # Cache errors django-redis ignored (fail-open); the breaker's own refusals are not repeated.
+        DJANGO_REDIS_LOGGER: {"filters": ["skip_circuit_open"]},
         # pgserver logs every attach at INFO.
         "pgserver": {"level": "WARNING"},
     },

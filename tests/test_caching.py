@@ -178,3 +178,17 @@ def test_a_failed_fill_releases_the_waiters_at_once() -> None:
         with pytest.raises(LookupError):
             caching.cached_json(name="missing", parts=[1], scopes=["test"], compute=missing)
         assert time.monotonic() - started < caching.FILL_WAIT_SECONDS / 2
+
+
+def test_an_outage_is_logged_once_not_per_cache_call(db, api_client, own_redis, caplog) -> None:
+    """While the breaker is open, django-redis' ignored errors are not logged again for every
+    call: formatting several tracebacks per request cost more CPU than serving it."""
+    post = PostFactory.create()
+    embedded.stop_redis(own_redis)
+    with caplog.at_level("WARNING"):
+        for _ in range(5):
+            assert api_client.get(f"/api/posts/{post.pk}/").status_code == 200
+    ignored = [record for record in caplog.records if record.name == "project.cache"]
+    opened = [record for record in caplog.records if "circuit open" in record.getMessage()]
+    assert len(opened) == 1
+    assert len(ignored) <= 1  # the call that found Redis down and opened the breaker
