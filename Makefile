@@ -13,7 +13,7 @@ DEMO_USERS ?= 2000
 DEMO_POSTS ?= 20000
 PIDFILE := .data/gunicorn.pid
 
-.PHONY: help install run test lint stop fuzz deploy-check ci-tools
+.PHONY: help install run test lint stop fuzz deploy-check ci-tools loadtest loadtest-smoke soak bench compare
 
 help:
 	@echo "make run    start Postline on http://127.0.0.1:8000 (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
@@ -21,6 +21,9 @@ help:
 	@echo "make lint   ruff, ruff format --check, mypy, makemigrations --check"
 	@echo "make stop   stop the server and the embedded PostgreSQL and Redis"
 	@echo "make fuzz   schemathesis against a live server (FUZZ_EXAMPLES, FUZZ_SECONDS)"
+	@echo "make loadtest   locust (brief + mixed scenarios) against a production-like gunicorn, reports in docs/loadtests/"
+	@echo "make soak   10 minutes of the mixed scenario at 70 % of measured capacity"
+	@echo "make bench  wrk benchmark on 1M users / 10M posts, both server models, cache on/off, plots in docs/"
 	@echo "make deploy-check   validate Dockerfile, compose, Kubernetes and Prometheus files offline"
 
 $(INSTALLED): pyproject.toml
@@ -58,6 +61,37 @@ fuzz: install
 
 deploy-check:
 	bash deploy/validate.sh
+
+# Load tests: locust against gunicorn started with production settings on 127.0.0.1, on a
+# dedicated database seeded once (docs/loadtests.md). LOADTEST_ARGS passes options through.
+LOADTEST_ARGS ?=
+LOAD_INSTALLED := $(VENV)/.installed-load
+$(LOAD_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -e '.[dev,load]'
+	touch $@
+
+loadtest: $(LOAD_INSTALLED)
+	$(BIN)/python loadtests/run.py --scenario both --users 40 --run-time 60s $(LOADTEST_ARGS)
+
+# The CI smoke run: 20 s on a small seed, same thresholds, reports outside docs/.
+loadtest-smoke: $(LOAD_INSTALLED)
+	$(BIN)/python loadtests/run.py --scenario both --users 10 --spawn-rate 5 --run-time 20s \
+		--database postline_smoke --seed-users 2000 --seed-posts 20000 --report-dir .data/loadtests-smoke $(LOADTEST_ARGS)
+
+# wrk on 1M users / 10M posts; BENCH_ARGS passes options through (e.g. --database seedbench).
+BENCH_ARGS ?=
+bench: $(LOAD_INSTALLED)
+	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python loadtests/bench.py --write-docs $(BENCH_ARGS)
+
+# Postline beside the article's stack, measured by ../shared/anchors' own harness.
+COMPARE_ARGS ?=
+compare: $(LOAD_INSTALLED)
+	$(BIN)/python loadtests/anchors.py --rounds 3 $(COMPARE_ARGS)
+
+# Ten minutes of the mixed scenario at 70 % of the capacity measured just before (docs/reliability.md).
+soak: $(LOAD_INSTALLED)
+	$(BIN)/python loadtests/run.py --soak --users 40 --run-time 10m $(LOADTEST_ARGS)
 
 # System tools some tests use (promtool, Chromium for the admin browser test); CI installs
 # them, a developer may too. Without them those tests skip and say why.

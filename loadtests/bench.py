@@ -2,40 +2,59 @@
 
 One run, one machine: for each server model (gunicorn gthread WSGI, uvicorn ASGI) and each
 cache state (Redis on; Redis unreachable = cache off, served from PostgreSQL through the
-fail-open path), start gunicorn against a seeded database, warm up, and drive each scenario
-with wrk on 127.0.0.1 for a bounded time. The overview calls a stand-in upstream that answers
-after 100 ms. PostgreSQL connections are sampled from pg_stat_activity during every run.
+fail-open path), start gunicorn against a database seeded with 1M users / 10M posts, warm up,
+and drive each scenario with wrk on 127.0.0.1 for a bounded time. The same run measures the
+machine's ceilings: a trivial Django view returning a constant (framework) and `pgbench -S`
+(a primary-key read, database). The overview calls a stand-in upstream that answers after
+100 ms. PostgreSQL connections are sampled from pg_stat_activity during every run.
 
-    python loadtests/bench.py --database-url postgres://postgres@127.0.0.1:5432/seedbench
+    python loadtests/bench.py                          # seeds postline_bench once (~3-4 min)
+    python loadtests/bench.py --database seedbench --only profile,feed --modes wsgi
+    python loadtests/bench.py --write-docs             # table and plots into docs/performance.md
 
-Prints a markdown table and writes the raw numbers as JSON (--json). Nothing but 127.0.0.1
-is ever contacted; every process started is stopped at the end.
+Nothing but 127.0.0.1 is ever contacted; every process started is stopped at the end.
 """
 
 import argparse
 import json
 import os
+import platform
 import re
-import signal
+import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from harness import (
+    BASE_DIR,
+    BIN,
+    Sampler,
+    free_port,
+    gunicorn,
+    prepare_database,
+    process,
+    production_env,
+    server_urls,
+    wait_http,
+    with_database,
+)
+from psycopg import sql
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BASE_DIR))
-BIN = Path(sys.executable).parent
-WRK_SCRIPT = BASE_DIR / "loadtests" / "wrk" / "random_id.lua"
+WRK_SCRIPT = BASE_DIR / "loadtests" / "wrk" / "request.lua"
 CLOSED_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1: the cache is off
+PERFORMANCE_DOC = BASE_DIR / "docs" / "performance.md"
+PLOTS_DIR = BASE_DIR / "docs" / "bench"
+DOC_BEGIN, DOC_END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
+FRAMEWORK_CEILING = "trivial view (framework ceiling)"
+DATABASE_CEILING = "pgbench -S (database ceiling)"
+PGBENCH_SCALE = 10
 
 
 @dataclass
@@ -44,6 +63,9 @@ class Scenario:
     path: str
     max_id: int = 1
     connections: int | None = None  # None: the run's default
+    method: str = "GET"
+    body: str | None = None
+    token: str | None = None
 
 
 @dataclass
@@ -55,60 +77,30 @@ class Result:
     requests_per_s: float
     p50_ms: float
     p99_ms: float
-    errors: int  # 5xx answers and socket errors (4xx are answers: ~2 % of users are inactive)
+    errors: int  # 5xx, socket errors, and 4xx answers to writes (reads may rightly 404)
     max_db_connections: int
     notes: list[str] = field(default_factory=list)
 
 
-def free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, deadline_s: float = 30) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310  -- loopback only
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"bench: {url} did not answer within {deadline_s:.0f} s")
-
-
-@contextmanager
-def process(command: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(  # noqa: S603
-            command, cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        yield proc
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def scenarios(database_url: str, heavy_user: int, deep_page: int) -> list[Scenario]:
-    """The benchmark's URLs, with ids and deep cursors read from the seeded database."""
+    """The benchmark's requests, with ids, deep cursors and a writer's token from the database."""
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     import django  # noqa: PLC0415
 
     django.setup()
+    from rest_framework.authtoken.models import Token  # noqa: PLC0415
+
     from posts.models import Post  # noqa: PLC0415
     from project.pagination import encode_cursor  # noqa: PLC0415
     from users.models import User  # noqa: PLC0415
 
     max_user = User.objects.order_by("-id").values_list("id", flat=True).first() or 1
     max_post = Post.objects.order_by("-id").values_list("id", flat=True).first() or 1
+    writer = User.objects.filter(is_active=True).order_by("-id").first()
+    if writer is None:
+        raise SystemExit("bench: the database holds no active user; seed it first")
+    token = Token.objects.get_or_create(user=writer)[0].key
     offset = (deep_page - 1) * 20 - 1
 
     def cursor(posts: Any) -> str:
@@ -118,7 +110,7 @@ def scenarios(database_url: str, heavy_user: int, deep_page: int) -> list[Scenar
     heavy_posts = Post.objects.filter(author_id=heavy_user).order_by("-created_at", "-id")
     all_posts = Post.objects.order_by("-created_at", "-id")
     return [
-        Scenario("healthz (framework ceiling)", "/healthz"),
+        Scenario(FRAMEWORK_CEILING, "/healthz"),
         Scenario("profile, hot ids 1-1000", "/api/users/{id}/", max_id=1000),
         Scenario("profile, any id", "/api/users/{id}/", max_id=max_user),
         Scenario("post detail, hot ids 1-1000", "/api/posts/{id}/", max_id=1000),
@@ -132,38 +124,22 @@ def scenarios(database_url: str, heavy_user: int, deep_page: int) -> list[Scenar
         ),
         Scenario("search 'database'", "/api/posts/?search=database"),
         Scenario("overview (100 ms upstream), any id", "/api/users/{id}/overview/", max_id=max_user, connections=64),
+        # Password hashing (PBKDF2, 1M iterations) costs ~0.3 s of CPU: two at a time fill two cores.
+        Scenario(
+            "sign-up",
+            "/api/users/",
+            connections=2,
+            method="POST",
+            body='{"email": "bench-{n}@example.com", "name": "Bench", "password": "purple-otter-keyboard-42"}',
+        ),
+        Scenario(
+            "post create",
+            "/api/posts/",
+            method="POST",
+            body='{"title": "Benchmark post {n}", "body": "Written by make bench."}',
+            token=token,
+        ),
     ]
-
-
-class ConnectionSampler:
-    """The largest number of PostgreSQL backends serving the database during a run."""
-
-    def __init__(self, database_url: str, database: str) -> None:
-        self._url, self._database = database_url, database
-        self._stop = threading.Event()
-        self.maximum = 0
-
-    def _run(self) -> None:
-        with psycopg.connect(self._url, autocommit=True) as conn:
-            while not self._stop.is_set():
-                row = conn.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                    [self._database],
-                ).fetchone()
-                self.maximum = max(self.maximum, int(row[0]) if row else 0)
-                self._stop.wait(0.25)
-
-    @contextmanager
-    def sampling(self) -> Iterator[None]:
-        self._stop.clear()
-        self.maximum = 0
-        thread = threading.Thread(target=self._run, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            self._stop.set()
-            thread.join()
 
 
 def parse_wrk(output: str) -> tuple[float, float, float, int]:
@@ -175,16 +151,22 @@ def parse_wrk(output: str) -> tuple[float, float, float, int]:
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    server_errors = re.search(r"^server_errors (\d+)", output, re.MULTILINE)
+    counted = sum(int(n) for n in re.findall(r"^(?:server_errors|write_rejections) (\d+)", output, re.MULTILINE))
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    errors = (int(server_errors.group(1)) if server_errors else 0) + (
-        sum(int(number) for number in socket_errors.groups()) if socket_errors else 0
-    )
+    errors = counted + (sum(int(number) for number in socket_errors.groups()) if socket_errors else 0)
     return rps, latency_ms("50"), latency_ms("99"), errors
 
 
 def run_wrk(base_url: str, scenario: Scenario, *, connections: int, duration: int) -> str:
-    env = {**os.environ, "WRK_PATH": scenario.path, "WRK_MAX_ID": str(scenario.max_id)}
+    env = {
+        **os.environ,
+        "WRK_PATH": scenario.path,
+        "WRK_MAX_ID": str(scenario.max_id),
+        "WRK_METHOD": scenario.method,
+        "WRK_NONCE": f"{time.time_ns():x}",
+    }
+    env |= {"WRK_BODY": scenario.body} if scenario.body else {}
+    env |= {"WRK_TOKEN": scenario.token} if scenario.token else {}
     command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(WRK_SCRIPT), base_url]
     return subprocess.run(command, env=env, capture_output=True, text=True, check=True, timeout=duration + 30).stdout  # noqa: S603
 
@@ -193,14 +175,46 @@ def flush_cache(redis_url: str) -> None:
     import redis  # noqa: PLC0415
 
     client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter("postline-bench:*", count=1000):
+    for key in client.scan_iter("postline-load:*", count=1000):
         client.delete(key)
+
+
+def pgbench_binary() -> str:
+    """pgbench from PATH, the Debian PostgreSQL packages, or the embedded server's install."""
+    for candidate in [
+        shutil.which("pgbench"),
+        *sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"), reverse=True),
+    ]:
+        if candidate:
+            return str(candidate)
+    try:
+        import pgserver  # noqa: PLC0415
+
+        return str(Path(pgserver.__file__).parent / "pginstall" / "bin" / "pgbench")
+    except ImportError:
+        pass
+    raise SystemExit("bench: pgbench not found (apt-get install postgresql-client, or pip install pgserver)")
+
+
+def pgbench_ceiling(database_url: str, duration: int) -> Result:
+    """`pgbench -S` on a scale-10 pgbench database on the same server: the primary-key-read ceiling."""
+    pgbench, target = pgbench_binary(), with_database(database_url, "postline_pgbench")
+    with psycopg.connect(with_database(database_url, "postgres"), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'postline_pgbench'").fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE postline_pgbench"))
+            subprocess.run([pgbench, "-i", "-q", "-s", str(PGBENCH_SCALE), target], check=True, capture_output=True)  # noqa: S603
+    command = [pgbench, "-S", "-c", "16", "-j", "1", "-T", str(duration), target]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout  # noqa: S603
+    tps = float(re.search(r"tps = ([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    latency = float(re.search(r"latency average = ([\d.]+) ms", output).group(1))  # type: ignore[union-attr]
+    return Result("-", "-", DATABASE_CEILING, 16, tps, latency, float("nan"), 0, 16, ["p50 column: mean latency"])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""), help="a seeded database")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/2")
+    parser.add_argument("--database", default="postline_bench", help="database name on the configured server")
+    parser.add_argument("--seed-users", type=int, default=1_000_000)
+    parser.add_argument("--seed-posts", type=int, default=10_000_000)
     parser.add_argument("--modes", default="wsgi,asgi")
     parser.add_argument("--caches", default="on,off")
     parser.add_argument("--only", default="", help="comma-separated substrings of scenario names")
@@ -211,19 +225,22 @@ def main() -> int:
     parser.add_argument("--heavy-user", type=int, default=1)
     parser.add_argument("--deep-page", type=int, default=10_000)
     parser.add_argument("--json", type=Path, help="write the raw results here")
+    parser.add_argument("--write-docs", action="store_true", help="table and plots into docs/performance.md")
     args = parser.parse_args()
-    if not args.database_url:
-        parser.error("--database-url (or DATABASE_URL) must name a seeded database")
 
-    selected = scenarios(args.database_url, args.heavy_user, args.deep_page)
+    database_url, redis_url = server_urls()
+    database_url = with_database(database_url, args.database)
+    prepare_database(database_url, users=args.seed_users, posts=args.seed_posts)
+    machine = describe_machine(database_url)
+    selected = scenarios(database_url, args.heavy_user, args.deep_page)
     if args.only:
         wanted = [part.strip() for part in args.only.split(",")]
         selected = [s for s in selected if any(part in s.name for part in wanted)]
     logs = Path(tempfile.mkdtemp(prefix="postline-bench-"))
-    results: list[Result] = []
+    results = [pgbench_ceiling(database_url, args.duration)]
+    print(f"{DATABASE_CEILING}: {results[0].requests_per_s:,.0f} tps", flush=True)  # noqa: T201
 
     upstream_port = free_port()
-    upstream_env = {**os.environ, "UPSTREAM_DELAY_MS": "100"}
     upstream = [
         str(BIN / "uvicorn"),
         "loadtests.upstream_app:app",
@@ -232,46 +249,55 @@ def main() -> int:
         "--log-level",
         "warning",
     ]
-    with process(upstream, upstream_env, logs / "upstream.log"):
+    with process(upstream, {**os.environ, "UPSTREAM_DELAY_MS": "100"}, logs / "upstream.log"):
         wait_http(f"http://127.0.0.1:{upstream_port}/")
         for mode in args.modes.split(","):
             for cache in args.caches.split(","):
-                results += measure(args, selected, mode=mode, cache=cache, upstream_port=upstream_port, logs=logs)
-    print_markdown(results)
+                results += measure(
+                    args,
+                    selected,
+                    database_url=database_url,
+                    redis_url=redis_url if cache == "on" else CLOSED_REDIS,
+                    mode=mode,
+                    cache=cache,
+                    upstream_port=upstream_port,
+                    logs=logs,
+                )
+    report = markdown(results, args, machine)
+    print("\n" + report)  # noqa: T201
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps([asdict(result) for result in results], indent=2))
+    if args.write_docs:
+        write_docs(report, results)
     print(f"\nserver logs: {logs}")  # noqa: T201
     return 1 if any(result.errors for result in results) else 0
 
 
 def measure(
-    args: argparse.Namespace, selected: list[Scenario], *, mode: str, cache: str, upstream_port: int, logs: Path
+    args: argparse.Namespace,
+    selected: list[Scenario],
+    *,
+    database_url: str,
+    redis_url: str,
+    mode: str,
+    cache: str,
+    upstream_port: int,
+    logs: Path,
 ) -> list[Result]:
     """Every scenario against one gunicorn in one server model and cache state."""
-    database = args.database_url.rsplit("/", 1)[-1].split("?")[0]
-    sampler = ConnectionSampler(args.database_url, database)
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": args.database_url,
-        "REDIS_URL": args.redis_url if cache == "on" else CLOSED_REDIS,
-        "CACHE_KEY_PREFIX": "postline-bench",
-        "SERVER_MODE": mode,
-        "WEB_CONCURRENCY": str(args.workers),
-        "BIND": f"127.0.0.1:{port}",
-        "DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
+    env = production_env(database_url=database_url, redis_url=redis_url, port=port, mode=mode, workers=args.workers)
+    env |= {
         "PROFILE_ENRICHMENT_URL": f"http://127.0.0.1:{upstream_port}/profiles/{{user_id}}",
         "PROFILE_ENRICHMENT_TIMEOUT": "1.0",
-        **dict.fromkeys(("THROTTLE_ANON", "THROTTLE_USER", "THROTTLE_AUTH"), "100000000/min"),
     }
     if cache == "on":
-        flush_cache(args.redis_url)
+        flush_cache(redis_url)
     base_url = f"http://127.0.0.1:{port}"
     results = []
-    with process([str(BIN / "gunicorn"), "-c", "project/gunicorn.conf.py"], env, logs / f"gunicorn-{mode}-{cache}.log"):
-        wait_http(f"{base_url}/healthz")
+    with gunicorn(env, logs / f"gunicorn-{mode}-{cache}.log") as server:
+        sampler = Sampler(database_url, master_pid=server.pid)
         for scenario in selected:
             connections = scenario.connections or args.connections
             if args.warmup:
@@ -279,24 +305,132 @@ def measure(
             with sampler.sampling():
                 output = run_wrk(base_url, scenario, connections=connections, duration=args.duration)
             rps, p50, p99, errors = parse_wrk(output)
-            result = Result(mode, cache, scenario.name, connections, rps, p50, p99, errors, sampler.maximum)
+            result = Result(mode, cache, scenario.name, connections, rps, p50, p99, errors, sampler.max_connections)
             results.append(result)
             print(  # noqa: T201
                 f"{mode:4} cache {cache:3} {scenario.name:45} c={connections:<3} {rps:9.1f} req/s "
-                f"p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  errors {errors}  db conns {sampler.maximum}",
+                f"p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  errors {errors}  db conns {sampler.max_connections}",
                 flush=True,
             )
     return results
 
 
-def print_markdown(results: list[Result]) -> None:
-    print("\n| mode | cache | scenario | conns | req/s | p50 ms | p99 ms | errors | max PG conns |")  # noqa: T201
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")  # noqa: T201
-    for r in results:
-        print(  # noqa: T201
-            f"| {r.mode} | {r.cache} | {r.scenario} | {r.connections} | {r.requests_per_s:,.0f} | "
-            f"{r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} | {r.max_db_connections} |"
-        )
+def describe_machine(database_url: str) -> dict[str, str]:
+    with psycopg.connect(database_url) as conn:
+        version = conn.execute("SHOW server_version").fetchone()
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": f"{os.cpu_count()} x {cpu}",
+        "memory": f"{memory_kib / 1024 / 1024:.0f} GiB",
+        "python": platform.python_version(),
+        "postgresql": version[0] if version else "?",
+        "load average before": " ".join(f"{value:.2f}" for value in os.getloadavg()),
+        "command": "python " + " ".join(shlex.quote(arg) for arg in sys.argv),
+    }
+
+
+def markdown(results: list[Result], args: argparse.Namespace, machine: dict[str, str]) -> str:
+    lines = [f"- {key}: {value}" for key, value in machine.items()]
+    lines += [
+        f"- wrk -t2 -c{args.connections} (overview: -c64), {args.duration} s per run after {args.warmup} s of "
+        f"warm-up; gunicorn with {args.workers} workers and production settings; PostgreSQL, Redis, wrk and "
+        "gunicorn share the machine",
+        "",
+        "| mode | cache | scenario | conns | req/s | p50 ms | p99 ms | errors | max PG conns |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {r.mode} | {r.cache} | {r.scenario} | {r.connections} | {r.requests_per_s:,.0f} | "
+        f"{r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} | {r.max_db_connections} |"
+        for r in results
+    ]
+    lines += ["", *derived(results, args)]
+    return "\n".join(lines)
+
+
+def derived(results: list[Result], args: argparse.Namespace) -> list[str]:
+    """The targets issue 8 sets against this run's own ceilings, in words."""
+    by_key = {(r.mode, r.cache, r.scenario): r for r in results}
+    lines = []
+    for mode in args.modes.split(","):
+        ceiling = by_key.get((mode, "on", FRAMEWORK_CEILING))
+        cached = by_key.get((mode, "on", "profile, hot ids 1-1000"))
+        if ceiling and cached:
+            share = cached.requests_per_s / ceiling.requests_per_s
+            lines.append(
+                f"- {mode}: cached profile {cached.requests_per_s:,.0f} req/s = {share:.0%} of the trivial view's "
+                f"{ceiling.requests_per_s:,.0f} (target ≥ 50 %)"
+            )
+        for first, deep in (
+            ("feed page 1", f"feed page {args.deep_page:,}"),
+            (f"user {args.heavy_user} posts page 1", f"user {args.heavy_user} posts page {args.deep_page:,}"),
+        ):
+            near, far = by_key.get((mode, "off", first)), by_key.get((mode, "off", deep))
+            if near and far:
+                gap = far.p50_ms / near.p50_ms - 1
+                lines.append(
+                    f"- {mode}, cache off: {deep} p50 {far.p50_ms:.2f} ms vs page 1 {near.p50_ms:.2f} ms "
+                    f"({gap:+.0%}; target within ±20 %)"
+                )
+    return lines
+
+
+def write_docs(report: str, results: list[Result]) -> None:
+    """Replace the `make bench` block of docs/performance.md and redraw the plots."""
+    PLOTS_DIR.mkdir(parents=True, exist_ok=True)
+    plot(results, "requests_per_s", "requests per second (more is better)", PLOTS_DIR / "bench-rps.png")
+    plot(results, "p99_ms", "p99 latency, ms (less is better)", PLOTS_DIR / "bench-p99.png")
+    block = "\n".join(
+        [
+            DOC_BEGIN,
+            report,
+            "",
+            "![requests per second](bench/bench-rps.png)",
+            "![p99 latency](bench/bench-p99.png)",
+            DOC_END,
+        ]
+    )
+    text = PERFORMANCE_DOC.read_text()
+    if DOC_BEGIN in text:
+        text = text[: text.index(DOC_BEGIN)] + block + text[text.index(DOC_END) + len(DOC_END) :]
+    else:
+        text += f"\n## `make bench`: every endpoint, both server models, cache on and off\n\n{block}\n"
+    PERFORMANCE_DOC.write_text(text)
+
+
+def plot(results: list[Result], metric: str, title: str, path: Path) -> None:
+    import matplotlib as mpl  # noqa: PLC0415
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    served = [r for r in results if r.mode != "-"]
+    names = list(dict.fromkeys(r.scenario for r in served))
+    series = list(dict.fromkeys((r.mode, r.cache) for r in served))
+    height = 0.8 / max(len(series), 1)
+    figure, axis = plt.subplots(figsize=(10, 0.5 * len(names) * max(len(series), 2) / 2 + 1.5))
+    for index, (mode, cache) in enumerate(series):
+        values = {r.scenario: getattr(r, metric) for r in served if (r.mode, r.cache) == (mode, cache)}
+        positions = [row + index * height for row in range(len(names))]
+        axis.barh(positions, [values.get(name, 0) for name in names], height, label=f"{mode}, cache {cache}")
+    axis.set_yticks([row + height * (len(series) - 1) / 2 for row in range(len(names))], names)
+    axis.invert_yaxis()
+    axis.set_title(title)
+    axis.legend(loc="lower right")
+    if metric == "p99_ms":
+        axis.set_xscale("log")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 if __name__ == "__main__":

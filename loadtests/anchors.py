@@ -1,0 +1,185 @@
+"""`make compare`: Postline side by side with the article's stack, measured by the anchors' own harness.
+
+../shared/anchors holds the brief's FastAPI + SQLAlchemy + Redis stack and a wrk harness
+(bench.py, targets.py). That directory is read-only and its harness must stay what it is, so
+this script copies it to a scratch directory, adds Postline as two more targets there
+(gunicorn with 2 workers, the same count the article's stack gets, once WSGI and once ASGI),
+and runs the copy's bench.py unchanged. Postline uses its own database on the anchors'
+PostgreSQL (127.0.0.1:55432), seeded with the same counts (100k users / 1M posts) by
+`manage.py seed`, and the anchors' Redis (127.0.0.1:56379, database 1).
+
+Postline's JSON differs from the reference shapes (DRF pages: results/next, opaque cursors),
+so the anchors' contract check is replaced by Postline's own functional checks. The deep-page
+scenario gets 1,000 real cursors at uniformly random positions of the feed, where the
+reference gets random post ids: the same kind of page, anywhere in the table.
+
+    python loadtests/anchors.py --rounds 3        # writes docs/anchors/<date>.md and .json
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from harness import BASE_DIR, BIN, prepare_database, production_env
+
+ANCHORS_DIR = Path(os.environ.get("ANCHORS_DIR", BASE_DIR.parent / "shared" / "anchors"))
+DATABASE_URL = "postgres://postgres@127.0.0.1:55432/postline"
+REDIS_URL = "redis://127.0.0.1:56379/1"
+REPORT_DIR = BASE_DIR / "docs" / "anchors"
+PORTS = {"postline_wsgi": 18003, "postline_asgi": 18004}
+DEEP_CURSORS = 1_000
+USERS, POSTS = 100_000, 1_000_000
+REFERENCE = "fastapi_ref"
+
+
+def deep_cursors(count: int) -> list[str]:
+    """Cursors to `count` uniformly random positions of the global feed (created_at, id)."""
+    os.environ |= {"DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL, "DJANGO_SETTINGS_MODULE": "project.settings"}
+    import django  # noqa: PLC0415
+
+    django.setup()
+    from project.pagination import encode_cursor  # noqa: PLC0415
+
+    rng = random.Random(42)
+    with psycopg.connect(DATABASE_URL) as conn:
+        max_id = conn.execute("SELECT max(id) FROM posts").fetchone()[0]  # type: ignore[index]
+        ids = [rng.randint(1, max_id) for _ in range(count)]
+        rows = conn.execute("SELECT created_at, id FROM posts WHERE id = ANY(%s)", [ids]).fetchall()
+    return [encode_cursor([created_at.isoformat(), post_id]) for created_at, post_id in rows]
+
+
+def postline_targets(cursors: list[str]) -> dict[str, dict[str, Any]]:
+    """Postline as anchors targets: the fields targets.py documents, in JSON."""
+    targets = {}
+    for name, port in PORTS.items():
+        mode = name.removeprefix("postline_")
+        env = production_env(database_url=DATABASE_URL, redis_url=REDIS_URL, port=port, mode=mode, workers=2)
+        # wrk speaks plain HTTP to the port and sends no X-Forwarded-Proto: no redirect to https.
+        env |= {"SECURE_SSL_REDIRECT": "false", "SECURE_HSTS_SECONDS": "0"}
+        targets[name] = {
+            "kind": "http",
+            "description": f"Postline: Django 5.2 + DRF + psycopg 3 + django-redis, gunicorn -w 2 {mode}",
+            "cwd": str(BASE_DIR),
+            "start": [str(BIN / "gunicorn"), "-c", "project/gunicorn.conf.py"],
+            "env": {key: value for key, value in env.items() if os.environ.get(key) != value},
+            "base_url": f"http://127.0.0.1:{port}",
+            "ready_path": "/healthz",
+            "scenarios": {
+                "user_detail": "/api/users/{id}/",
+                "user_detail_hot": "/api/users/{hot_id}/",
+                "users_list": "/api/users/?page_size=20",
+                "user_posts_page": "/api/users/{id}/posts/?page_size=20",
+                "posts_page": [[1, f"/api/posts/?cursor={cursor}"] for cursor in cursors],
+                "mix": [[1, "/api/users/?page_size=20"], [3, "/api/users/{id}/"]],
+            },
+            "contract": False,
+            "checks": [
+                ["GET", "/api/users/4242/", None, 200, '"id":4242'],
+                ["GET", "/api/users/999999999/", None, 404, None],
+                ["GET", "/api/users/?page_size=20", None, 200, '"next":'],
+                ["GET", f"/api/posts/?cursor={cursors[0]}", None, 200, '"results":['],
+            ],
+        }
+    return targets
+
+
+def scratch_copy(targets: dict[str, dict[str, Any]]) -> Path:
+    """The anchors directory, writable, with Postline's targets appended to its targets.py."""
+    copy = Path(tempfile.mkdtemp(prefix="postline-anchors-")) / "anchors"
+    shutil.copytree(ANCHORS_DIR, copy, ignore=shutil.ignore_patterns("results", "__pycache__"))
+    for path in [copy, *copy.rglob("*")]:
+        path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    (copy / "postline_targets.json").write_text(json.dumps(targets))
+    with (copy / "targets.py").open("a") as targets_py:
+        targets_py.write(
+            "\n# Added by Postline's loadtests/anchors.py: Postline as two more targets.\n"
+            "import json as _json\n"
+            "TARGETS.update(_json.loads((HERE / 'postline_targets.json').read_text()))\n"
+        )
+    return copy
+
+
+def ratios(raw: dict[str, Any]) -> str:
+    """Postline vs reference requests per second for every scenario (median over rounds)."""
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in raw["rows"]:
+        if row.get("scenario") and row.get("rps"):
+            runs.setdefault((row["target"], row["scenario"]), []).append(row)
+    medians = {key: sorted(rows, key=lambda row: row["rps"])[len(rows) // 2] for key, rows in runs.items()}
+    rps = {key: float(row["rps"]) for key, row in medians.items()}
+    p99 = {key: float(row["p99_ms"]) for key, row in medians.items()}
+    scenarios = sorted({scenario for target, scenario in rps if target == REFERENCE})
+    lines = [
+        "| scenario | fastapi_ref req/s | Postline WSGI req/s | ratio | Postline ASGI req/s | ratio | target ratio | "
+        "p99 ms (ref / WSGI / ASGI) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for scenario in scenarios:
+        reference = rps[(REFERENCE, scenario)]
+        cells = []
+        for target in PORTS:
+            value = rps.get((target, scenario))
+            cells += [f"{value:,.0f}", f"{value / reference:.2f}"] if value else ["-", "-"]
+        target_ratio = "2.0" if scenario == "user_detail_hot" else "1.5"
+        latencies = " / ".join(f"{p99.get((t, scenario), float('nan')):.1f}" for t in (REFERENCE, *PORTS))
+        lines.append(f"| {scenario} | {reference:,.0f} | {' | '.join(cells)} | {target_ratio} | {latencies} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=1, help="anchors bench.py --rounds (3 for decisions)")
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--targets", default="postline_wsgi,postline_asgi,fastapi_ref,hello_asgi,pgbench_pk")
+    parser.add_argument("--report-dir", type=Path, default=REPORT_DIR)
+    args = parser.parse_args()
+    if not (ANCHORS_DIR / "bench.py").is_file():
+        raise SystemExit(f"anchors: no harness at {ANCHORS_DIR} (set ANCHORS_DIR)")
+
+    subprocess.run([str(ANCHORS_DIR / "services.sh"), "up"], check=True)  # noqa: S603
+    prepare_database(DATABASE_URL, users=USERS, posts=POSTS)
+    copy = scratch_copy(postline_targets(deep_cursors(DEEP_CURSORS)))
+    args.report_dir.mkdir(parents=True, exist_ok=True)
+    stem = args.report_dir / datetime.now(UTC).strftime("%Y-%m-%d-%H%M")
+    command = [
+        sys.executable,
+        str(copy / "bench.py"),
+        "--no-services",
+        "--targets",
+        args.targets,
+        "--rounds",
+        str(args.rounds),
+        "--duration",
+        str(args.duration),
+        "--users",
+        str(USERS),
+        "--posts",
+        str(POSTS),
+        "--out",
+        f"{stem}.md",
+        "--json",
+        f"{stem}.json",
+    ]
+    code = subprocess.run(command, check=False).returncode  # noqa: S603
+    if Path(f"{stem}.json").is_file():
+        table = ratios(json.loads(Path(f"{stem}.json").read_text()))
+        with Path(f"{stem}.md").open("a") as report:
+            heading = "## Postline vs the article stack (ratio of requests per second)"
+            report.write(f"\n{heading}\n\n{table}\n\ncommand: python loadtests/anchors.py {' '.join(sys.argv[1:])}\n")
+        print(f"\n{table}\n\nreport: {stem}.md")  # noqa: T201
+    shutil.rmtree(copy.parent, ignore_errors=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
