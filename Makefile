@@ -13,11 +13,12 @@ DEMO_USERS ?= 2000
 DEMO_POSTS ?= 20000
 PIDFILE := .data/gunicorn.pid
 
-.PHONY: help install run test lint stop fuzz deploy-check ci-tools loadtest loadtest-smoke soak bench compare
+.PHONY: help install run test lint stop fuzz deploy-check ci-tools loadtest loadtest-smoke soak bench compare faults
 
 help:
 	@echo "make run    start Postline on http://127.0.0.1:8000 (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
 	@echo "make test   run the test suite"
+	@echo "make faults run the fault tests (Redis, PostgreSQL, a worker failing under load) and show their counts"
 	@echo "make lint   ruff, ruff format --check, mypy, makemigrations --check"
 	@echo "make stop   stop the server and the embedded PostgreSQL and Redis"
 	@echo "make fuzz   schemathesis against a live server (FUZZ_EXAMPLES, FUZZ_SECONDS)"
@@ -42,6 +43,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fault tests print one line of counts each (docs/reliability.md); they also run in `make test`.
+faults: install
+	$(BIN)/python -m pytest -m faults -s tests/test_faults.py $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

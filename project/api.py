@@ -1,15 +1,22 @@
 """REST framework pieces every app shares: strict input, one error shape."""
 
+import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+logger = logging.getLogger(__name__)
+
 UNKNOWN_FIELD = "Unknown field."
+DATABASE_UNAVAILABLE = "The database is unavailable; retry shortly."
+# Seconds a client should wait before retrying while the database is unreachable.
+DATABASE_RETRY_AFTER = "2"
 
 
 class StrictSerializer(serializers.Serializer):
@@ -32,7 +39,17 @@ class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, plus Django's ValidationError (raised by services) as a 400."""
+    """DRF's handler, plus Django's ValidationError (raised by services) as a 400, and a
+    database that cannot be reached (down, restarting, a dropped connection) as a 503.
+
+    Those database errors are transient, not bugs: a 503 with Retry-After tells clients and
+    load balancers to try again, where a 500 would page someone for every in-flight request
+    of a PostgreSQL restart. Django closes the broken connection when the request ends, and
+    the next request connects afresh.
+    """
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("database unavailable: %s", exc)
+        return Response({"detail": DATABASE_UNAVAILABLE}, status=503, headers={"Retry-After": DATABASE_RETRY_AFTER})
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = ValidationError(detail=detail)

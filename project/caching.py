@@ -13,8 +13,10 @@ old tokens unreachable at once, without scanning keys; the orphans expire with t
 Entries hold rendered JSON bytes, so a hit costs no serializer and no renderer. When a hot
 entry is missing, one process computes it while the others wait briefly for its result
 (stampede protection). When Redis is unreachable everything is computed from PostgreSQL;
-an invalidation that could not be written is remembered and, once Redis answers again,
-replaced by a new epoch, so no entry from before the outage is served afterwards.
+every process that found Redis unusable starts a new epoch once it answers again, so no
+entry from before the outage is served afterwards: an invalidation lost meanwhile may have
+been another process's, one that is slower to reconnect or no longer alive (a worker
+replaced during the outage; tests/test_faults.py shows both).
 """
 
 import hashlib
@@ -53,7 +55,7 @@ def _generation_key(scope: str) -> str:
 
 
 class _PendingEpoch:
-    """Invalidations lost while Redis was unreachable (per process)."""
+    """Invalidations that may have been lost while Redis was unusable, by any process (per process)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -87,6 +89,7 @@ def _tokens(scopes: Sequence[str]) -> list[str] | None:
             cache.add(key, _new_token(), timeout=None)
         found.update(cache.get_many(missing) or {})
     if any(key not in found for key in keys):
+        _pending_epoch.mark()
         return None
     return [str(found[key]) for key in keys]
 

@@ -3,7 +3,8 @@
 drf-spectacular describes success responses only; a client generated from such a schema (and
 schemathesis) would treat a 400, 401 or 429 as a protocol violation. The rules here follow
 what the views do: validation on bodies and query parameters, token authentication on every
-API view, object permissions on writes, lookups by id, throttling everywhere.
+API view, object permissions on writes, lookups by id, throttling everywhere, and a 503 from
+every operation while PostgreSQL cannot be reached (project/api.py).
 """
 
 from typing import Any
@@ -37,6 +38,7 @@ class PostlineAutoSchema(AutoSchema):
             errors["403"] = "Signed in, but not allowed to do this."
         if has_id:
             errors["404"] = "No such object."
+        errors["503"] = "The database is unavailable (e.g. restarting); retry after `Retry-After` seconds."
         for code, description in errors.items():
             responses.setdefault(code, self._error_response(description))
         if method == "GET":
