@@ -4,11 +4,13 @@ invalidation through `invalidate`, and only this module knows the key scheme.
 Keys are built from values, never from Python's `hash()` (salted per process), so every
 worker and every restart computes the same key:
 
-    v1:<name>:<parts...>:<epoch token>.<scope token>...
+    v1:<name>:<parts...>   ->   (<epoch token>.<scope token>..., JSON bytes)
 
 Each scope ("user:42", "post:7", "feed", "authors") has a generation token stored in Redis.
-A write replaces the tokens of the scopes it touches, which makes every entry built under the
-old tokens unreachable at once, without scanning keys; the orphans expire with their TTL.
+A write replaces the tokens of the scopes it touches. An entry carries the tokens it was
+built under, and is served only while they are still the current ones: a write makes every
+entry of its scopes stale at once, without scanning keys. One MGET reads an entry together
+with the current tokens, so a hit costs one round trip to Redis.
 
 Entries hold rendered JSON bytes, so a hit costs no serializer and no renderer. When a hot
 entry is missing, one process computes it while the others wait briefly for its result
@@ -76,11 +78,12 @@ class _PendingEpoch:
 _pending_epoch = _PendingEpoch()
 
 
-def _tokens(scopes: Sequence[str]) -> list[str] | None:
-    """Current tokens of the epoch and `scopes`; None when Redis cannot be used."""
+def _lookup(key: str, scopes: Sequence[str]) -> tuple[str, Any] | None:
+    """The current tokens of the epoch and `scopes` (joined) and the entry stored at `key`
+    (None if absent), read together; None when Redis cannot be used."""
     _pending_epoch.flush()
     keys = [_generation_key(scope) for scope in (EPOCH_SCOPE, *scopes)]
-    found = cache.get_many(keys) or {}
+    found = cache.get_many([key, *keys]) or {}
     missing = [key for key in keys if key not in found]
     if missing:
         # A scope never written (or evicted) gets a fresh token, never a default one: an entry
@@ -88,10 +91,10 @@ def _tokens(scopes: Sequence[str]) -> list[str] | None:
         for key in missing:
             cache.add(key, _new_token(), timeout=None)
         found.update(cache.get_many(missing) or {})
-    if any(key not in found for key in keys):
+    if any(generation not in found for generation in keys):
         _pending_epoch.mark()
         return None
-    return [str(found[key]) for key in keys]
+    return ".".join(str(found[generation]) for generation in keys), found.get(key)
 
 
 def invalidate(*scopes: str) -> None:
@@ -112,39 +115,47 @@ def cached_json(*, name: str, parts: Iterable[object], scopes: Sequence[str], co
     `name` is a fixed endpoint name (also the metric label), `parts` what distinguishes one
     entry from another (ids, page size, host), `scopes` the generations the entry depends on.
     """
-    tokens = _tokens(scopes)
-    if tokens is None:
+    key = ":".join([API_VERSION, name, *(str(part) for part in parts)])
+    found = _lookup(key, scopes)
+    if found is None:
         metrics.record_cache(name, hit=False)
         return _render(compute())
-    key = ":".join([API_VERSION, name, *(str(part) for part in parts), ".".join(tokens)])
-    body = cache.get(key)
+    tokens, entry = found
+    body = _current(entry, tokens)
     metrics.record_cache(name, hit=body is not None)
     if body is not None:
-        return bytes(body)
-    return _fill(key, compute)
+        return body
+    return _fill(key, tokens, compute)
 
 
-def _fill(key: str, compute: Callable[[], Any]) -> bytes:
-    """Compute a missing entry once per key, however many requests miss it together.
+def _current(entry: Any, tokens: str) -> bytes | None:
+    """The entry's body if it was built under `tokens` (the current ones)."""
+    if isinstance(entry, tuple) and entry[0] == tokens:
+        return bytes(entry[1])
+    return None
+
+
+def _fill(key: str, tokens: str, compute: Callable[[], Any]) -> bytes:
+    """Compute a missing entry once per key and tokens, however many requests miss it together.
 
     The others poll for the entry; they stop waiting and compute it themselves when the
     filler gives up (its compute raised, e.g. a 404, and it released the lock) or after
     FILL_WAIT_SECONDS.
     """
-    lock_key = f"{key}:fill"
+    lock_key = f"{key}:{tokens}:fill"
     acquired = cache.add(lock_key, 1, timeout=FILL_LOCK_SECONDS)
     if acquired is False:
         deadline = time.monotonic() + FILL_WAIT_SECONDS
         while time.monotonic() < deadline:
             time.sleep(FILL_POLL_SECONDS)
             found = cache.get_many([key, lock_key])
-            if key in found:
-                return bytes(found[key])
+            if (body := _current(found.get(key), tokens)) is not None:
+                return body
             if lock_key not in found:
                 break
     try:
         body = _render(compute())
-        cache.set(key, body, timeout=settings.CACHE_TTL)
+        cache.set(key, (tokens, body), timeout=settings.CACHE_TTL)
     finally:
         if acquired:
             cache.delete(lock_key)

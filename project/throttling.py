@@ -54,7 +54,8 @@ class WindowRateThrottle(BaseThrottle):
         window = int(now // period)
         key = cache.make_key(f"throttle:{scope}:{ident}:{window}")
         try:
-            pipeline: Any = get_redis_connection("default").pipeline()
+            # One round trip; no MULTI/EXEC: the two commands need no isolation from others.
+            pipeline: Any = get_redis_connection("default").pipeline(transaction=False)
             pipeline.incr(key)
             pipeline.expire(key, period + 1)
             count, _ = pipeline.execute()
