@@ -37,6 +37,9 @@ DATABASE_URL = "postgres://postgres@127.0.0.1:55432/postline"
 REDIS_URL = "redis://127.0.0.1:56379/1"
 REPORT_DIR = BASE_DIR / "docs" / "anchors"
 PORTS = {"postline_wsgi": 18003, "postline_asgi": 18004}
+# Django's own ceiling in the same run, the way hello_asgi gives the server's: Postline's trivial
+# view (/healthz, a constant through the whole middleware stack) under the user_detail script.
+CEILING_TARGET, CEILING_PORT = "postline_trivial_view", 18005
 DEEP_CURSORS = 1_000
 USERS, POSTS = 100_000, 1_000_000
 REFERENCE = "fastapi_ref"
@@ -60,20 +63,9 @@ def deep_cursors(count: int) -> list[str]:
 
 def postline_targets(cursors: list[str]) -> dict[str, dict[str, Any]]:
     """Postline as anchors targets: the fields targets.py documents, in JSON."""
-    targets = {}
-    for name, port in PORTS.items():
-        mode = name.removeprefix("postline_")
-        env = production_env(database_url=DATABASE_URL, redis_url=REDIS_URL, port=port, mode=mode, workers=2)
-        # wrk speaks plain HTTP to the port and sends no X-Forwarded-Proto: no redirect to https.
-        env |= {"SECURE_SSL_REDIRECT": "false", "SECURE_HSTS_SECONDS": "0"}
-        targets[name] = {
-            "kind": "http",
-            "description": f"Postline: Django 5.2 + DRF + psycopg 3 + django-redis, gunicorn -w 2 {mode}",
-            "cwd": str(BASE_DIR),
-            "start": [str(BIN / "gunicorn"), "-c", "project/gunicorn.conf.py"],
-            "env": {key: value for key, value in env.items() if os.environ.get(key) != value},
-            "base_url": f"http://127.0.0.1:{port}",
-            "ready_path": "/healthz",
+    targets = {name: _postline_server(port, name.removeprefix("postline_")) for name, port in PORTS.items()}
+    for name in PORTS:
+        targets[name] |= {
             "scenarios": {
                 "user_detail": "/api/users/{id}/",
                 "user_detail_hot": "/api/users/{hot_id}/",
@@ -90,7 +82,28 @@ def postline_targets(cursors: list[str]) -> dict[str, dict[str, Any]]:
                 ["GET", f"/api/posts/?cursor={cursors[0]}", None, 200, '"results":['],
             ],
         }
+    targets[CEILING_TARGET] = _postline_server(CEILING_PORT, "wsgi") | {
+        "description": "framework ceiling: Postline's trivial view /healthz (a constant, every middleware), wsgi",
+        "scenarios": {"user_detail": "/healthz"},
+        "contract": False,
+    }
     return targets
+
+
+def _postline_server(port: int, mode: str) -> dict[str, Any]:
+    """gunicorn with production settings and 2 workers, as the reference gets."""
+    env = production_env(database_url=DATABASE_URL, redis_url=REDIS_URL, port=port, mode=mode, workers=2)
+    # wrk speaks plain HTTP to the port and sends no X-Forwarded-Proto: no redirect to https.
+    env |= {"SECURE_SSL_REDIRECT": "false", "SECURE_HSTS_SECONDS": "0"}
+    return {
+        "kind": "http",
+        "description": f"Postline: Django 5.2 + DRF + psycopg 3 + django-redis, gunicorn -w 2 {mode}",
+        "cwd": str(BASE_DIR),
+        "start": [str(BIN / "gunicorn"), "-c", "project/gunicorn.conf.py"],
+        "env": {key: value for key, value in env.items() if os.environ.get(key) != value},
+        "base_url": f"http://127.0.0.1:{port}",
+        "ready_path": "/healthz",
+    }
 
 
 def scratch_copy(targets: dict[str, dict[str, Any]]) -> Path:
@@ -133,6 +146,8 @@ def ratios(raw: dict[str, Any]) -> str:
         target_ratio = "2.0" if scenario == "user_detail_hot" else "1.5"
         latencies = " / ".join(f"{p99.get((t, scenario), float('nan')):.1f}" for t in (REFERENCE, *PORTS))
         lines.append(f"| {scenario} | {reference:,.0f} | {' | '.join(cells)} | {target_ratio} | {latencies} |")
+    ceilings = {target: rps.get((target, "user_detail")) for target in (CEILING_TARGET, "hello_asgi")}
+    lines += ["", *(f"- ceiling, {target}: {value:,.0f} req/s" for target, value in ceilings.items() if value)]
     return "\n".join(lines)
 
 
@@ -140,7 +155,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=1, help="anchors bench.py --rounds (3 for decisions)")
     parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--targets", default="postline_wsgi,postline_asgi,fastapi_ref,hello_asgi,pgbench_pk")
+    parser.add_argument(
+        "--targets", default=f"postline_wsgi,postline_asgi,fastapi_ref,{CEILING_TARGET},hello_asgi,pgbench_pk"
+    )
     parser.add_argument("--report-dir", type=Path, default=REPORT_DIR)
     args = parser.parse_args()
     if not (ANCHORS_DIR / "bench.py").is_file():
