@@ -78,23 +78,23 @@ class _PendingEpoch:
 _pending_epoch = _PendingEpoch()
 
 
-def _lookup(key: str, scopes: Sequence[str]) -> tuple[str, Any] | None:
-    """The current tokens of the epoch and `scopes` (joined) and the entry stored at `key`
+def _lookup(entry_key: str, scopes: Sequence[str]) -> tuple[str, Any] | None:
+    """The current tokens of the epoch and `scopes` (joined) and the entry stored at `entry_key`
     (None if absent), read together; None when Redis cannot be used."""
     _pending_epoch.flush()
     keys = [_generation_key(scope) for scope in (EPOCH_SCOPE, *scopes)]
-    found = cache.get_many([key, *keys]) or {}
-    missing = [key for key in keys if key not in found]
+    found = cache.get_many([entry_key, *keys]) or {}
+    missing = [generation for generation in keys if generation not in found]
     if missing:
         # A scope never written (or evicted) gets a fresh token, never a default one: an entry
         # built under an earlier token can then not become reachable again.
-        for key in missing:
-            cache.add(key, _new_token(), timeout=None)
+        for generation in missing:
+            cache.add(generation, _new_token(), timeout=None)
         found.update(cache.get_many(missing) or {})
     if any(generation not in found for generation in keys):
         _pending_epoch.mark()
         return None
-    return ".".join(str(found[generation]) for generation in keys), found.get(key)
+    return ".".join(str(found[generation]) for generation in keys), found.get(entry_key)
 
 
 def invalidate(*scopes: str) -> None:
