@@ -30,9 +30,9 @@ from django.db import connection
 from psycopg import sql
 
 # Every seeded user logs in with this password; load tests rely on it.
-SEED_PASSWORD = "postline-seed"  # noqa: S105  -- a documented credential for development data
+SEED_PASSWORD = "postline-seed"  # noqa: S105  -- a documented credential for development data  # nosec B105
 # A fixed salt keeps the one hash (and so the whole data set) the same for the same --seed.
-_PASSWORD_SALT = "postlineseed"  # noqa: S105  -- not a secret: seeded data must be reproducible
+_PASSWORD_SALT = "postlineseed"  # noqa: S105  -- not a secret: seeded data must be reproducible  # nosec B105
 
 # Rows drawn from one random generator. A generator per block, keyed by the seed and the
 # block's first id, makes the data independent of --batch-size and of --workers.

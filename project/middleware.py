@@ -1,7 +1,10 @@
-"""Request ids, access logs and request metrics, under both WSGI and ASGI.
+"""Request ids, access logs, request metrics and the Content-Security-Policy, under WSGI and ASGI.
 
-Both middlewares follow Django's hybrid pattern (sync_capable and async_capable): under ASGI
-they run as coroutines, so an async view is not pushed through sync_to_async because of them.
+Every middleware here follows Django's hybrid pattern (sync_capable and async_capable): under
+ASGI it runs as a coroutine on the event loop. A sync-only middleware, or a MiddlewareMixin
+hook, costs a thread hop per request (sync_to_async) under ASGI: docs/performance.md measured
+them. The subclasses of django-prometheus's two middlewares (same django_http_* metrics) and of
+four of Django's own run their hooks inline on the event loop (_InlineHooks).
 
 RequestIdMiddleware goes first in MIDDLEWARE, so that its id covers every log line of the
 request and its access line times the whole middleware stack. RequestMetricsMiddleware is
@@ -16,10 +19,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
+from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware as DjangoMessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponse
+from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.utils.functional import SimpleLazyObject, empty
+from django_prometheus import middleware as django_prometheus
 from rest_framework.settings import api_settings
 
 from project import metrics
@@ -144,3 +153,92 @@ class RequestMetricsMiddleware(_HybridMiddleware):
 
     def after(self, request: HttpRequest, response: HttpResponse, seconds: float) -> None:
         metrics.observe_request(request, response, seconds)
+
+
+class ContentSecurityPolicyMiddleware(_HybridMiddleware):
+    """CONTENT_SECURITY_POLICY on every HTML page (landing, admin, Swagger UI) that has none.
+
+    JSON responses are not rendered by a browser as a page, so they go without it.
+    """
+
+    def after(self, request: HttpRequest, response: HttpResponse, seconds: float) -> None:
+        if response.get("Content-Type", "").startswith("text/html") and "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = settings.CONTENT_SECURITY_POLICY
+
+
+class _InlineHooks:
+    """Runs a MiddlewareMixin's hooks on the event loop under ASGI instead of in a thread.
+
+    Only for hooks that do no I/O (metric updates, headers, lazy objects); a subclass whose
+    response hook sometimes does (a session save) says when in `response_needs_thread`, and
+    then that hook alone runs through sync_to_async, as Django would run it. Django calls
+    process_view through sync_to_async unless it is a coroutine function, so under ASGI the
+    instance gets a coroutine in its place. Under WSGI nothing changes.
+    """
+
+    async_mode: bool
+
+    def __init__(self, get_response: GetResponse | AsyncGetResponse) -> None:
+        super().__init__(get_response)  # type: ignore[call-arg]
+        process_view = getattr(self, "process_view", None)
+        if self.async_mode and process_view is not None:
+
+            async def inline_process_view(request: HttpRequest, *args: Any) -> HttpResponse | None:
+                result: HttpResponse | None = process_view(request, *args)
+                return result
+
+            self.process_view = inline_process_view
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        process_request = getattr(self, "process_request", None)
+        response: HttpResponse | None = process_request(request) if process_request else None
+        get_response: AsyncGetResponse = self.get_response  # type: ignore[attr-defined]
+        response = response or await get_response(request)
+        process_response = getattr(self, "process_response", None)
+        if process_response is None:
+            return response
+        if self.response_needs_thread(request, response):
+            process_response = sync_to_async(process_response, thread_sensitive=True)
+            return await process_response(request, response)
+        return process_response(request, response)
+
+    def response_needs_thread(self, request: HttpRequest, response: HttpResponse) -> bool:
+        return False
+
+
+class PrometheusBeforeMiddleware(_InlineHooks, django_prometheus.PrometheusBeforeMiddleware):
+    """django-prometheus's first middleware (django_http_requests_before_middlewares_total...)."""
+
+
+class PrometheusAfterMiddleware(_InlineHooks, django_prometheus.PrometheusAfterMiddleware):
+    """django-prometheus's last middleware (django_http_* by view, method, status...)."""
+
+
+# Django's own middlewares whose hooks are I/O-free on the hot path. SecurityMiddleware,
+# CsrfViewMiddleware and XFrameOptionsMiddleware stay Django's classes: `check --deploy` looks
+# for their exact paths, and without them it would skip the HSTS, SSL and CSRF cookie checks.
+
+
+class SessionMiddleware(_InlineHooks, DjangoSessionMiddleware):
+    """Django's, with the response hook in a thread only when it saves the session."""
+
+    def response_needs_thread(self, request: HttpRequest, response: HttpResponse) -> bool:
+        session = getattr(request, "session", None)
+        return session is not None and (session.modified or settings.SESSION_SAVE_EVERY_REQUEST)
+
+
+class CommonMiddleware(_InlineHooks, DjangoCommonMiddleware):
+    """Django's (user-agent check, slash redirects, Content-Length): no I/O."""
+
+
+class AuthenticationMiddleware(_InlineHooks, DjangoAuthenticationMiddleware):
+    """Django's: sets the lazy request.user and request.auser, loads nothing itself."""
+
+
+class MessageMiddleware(_InlineHooks, DjangoMessageMiddleware):
+    """Django's, with the response hook in a thread only when messages were read or added
+    (storing them may load the session)."""
+
+    def response_needs_thread(self, request: HttpRequest, response: HttpResponse) -> bool:
+        storage = getattr(request, "_messages", None)
+        return storage is not None and (storage.used or storage.added_new)

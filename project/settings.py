@@ -24,6 +24,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 DJANGO_ENV = env_choice("DJANGO_ENV", "development", {"development", "production"})
 PRODUCTION = DJANGO_ENV == "production"
+# The worker model gunicorn runs (project/gunicorn.conf.py): it decides the static files
+# middleware and the database connection settings below.
+SERVER_MODE = env_choice("SERVER_MODE", "wsgi", {"wsgi", "asgi"})
 
 # --- Core -----------------------------------------------------------------------------------
 
@@ -31,7 +34,8 @@ SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if PRODUCTION:
         raise ConfigurationError("SECRET_KEY must be set when DJANGO_ENV=production")
-    SECRET_KEY = "development-only-key-not-for-production-use-0123456789abcdefghij"  # noqa: S105
+    # Refused in production (above): a fixed key only for development.
+    SECRET_KEY = "development-only-key-not-for-production-use-0123456789abcdefghij"  # noqa: S105  # nosec B105
 elif PRODUCTION and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure")):
     raise ConfigurationError("SECRET_KEY is too weak: use at least 50 random characters")
 
@@ -55,7 +59,11 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    # Swagger UI's files served from our own static files: no third-party origin in the CSP.
+    "drf_spectacular_sidecar",
     "django_prometheus",
+    # System checks of its settings (the static files middleware under ASGI).
+    "servestatic",
     "project",
     "users",
     "posts",
@@ -79,24 +87,32 @@ if PRODUCTION and METRICS_TOKEN and len(METRICS_TOKEN) < 32:
     raise ConfigurationError("METRICS_TOKEN is too short: use at least 32 random characters")
 
 _METRICS_MIDDLEWARE = {
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "project.middleware.PrometheusBeforeMiddleware",
     "project.middleware.RequestMetricsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "project.middleware.PrometheusAfterMiddleware",
 }
+# Under ASGI every middleware must be async-capable: a sync-only one makes Django run it, and
+# every middleware above it, in a thread per request, and each MiddlewareMixin hook costs a
+# thread hop (docs/performance.md, issue 5). project.middleware's subclasses of Django's and
+# django-prometheus's middlewares run their I/O-free hooks on the event loop. Static files:
+# WhiteNoise under WSGI, its async fork ServeStatic (same files, same headers) under ASGI.
 MIDDLEWARE = [
     # First: its request id is on every log line of the request, its access line times the rest.
     "project.middleware.RequestIdMiddleware",
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "project.middleware.PrometheusBeforeMiddleware",
     "project.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware"
+    if SERVER_MODE == "asgi"
+    else "whitenoise.middleware.WhiteNoiseMiddleware",
+    "project.middleware.SessionMiddleware",
+    "project.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "project.middleware.AuthenticationMiddleware",
+    "project.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "project.middleware.ContentSecurityPolicyMiddleware",
+    "project.middleware.PrometheusAfterMiddleware",
 ]
 if not METRICS_ENABLED:
     MIDDLEWARE = [name for name in MIDDLEWARE if name not in _METRICS_MIDDLEWARE]
@@ -134,7 +150,7 @@ STATIC_URL = "static/"
 # Production serves the collected, hashed and compressed files (collectstatic at image build);
 # development serves them straight from the apps through WhiteNoise's finders.
 STATIC_ROOT = BASE_DIR / "staticfiles" if PRODUCTION else None
-WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_USE_FINDERS = SERVESTATIC_USE_FINDERS = not PRODUCTION
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -156,7 +172,6 @@ if PRODUCTION and not (env_str("DATABASE_URL") and env_str("REDIS_URL")):
     raise ConfigurationError("DATABASE_URL and REDIS_URL must be set when DJANGO_ENV=production")
 embedded.ensure_environment()
 
-SERVER_MODE = env_choice("SERVER_MODE", "wsgi", {"wsgi", "asgi"})
 DB_POOL_SIZE = env_int("DB_POOL_SIZE", recommended_pool_size(cores=cpu_count()), minimum=1)
 
 _primary = database_from_url(env_str("DATABASE_URL"), variable="DATABASE_URL")
@@ -266,6 +281,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Users and posts: sign-up, token auth, profiles, posts with full-text search.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Security -------------------------------------------------------------------------------
@@ -273,6 +291,23 @@ SPECTACULAR_SETTINGS = {
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Sent with every HTML page (project.middleware.ContentSecurityPolicyMiddleware): the landing
+# page, the admin and Swagger UI load scripts, styles, fonts and images from this origin only,
+# and never inline code; Swagger UI's icons are data: URIs, its requests go to this origin.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 SESSION_COOKIE_HTTPONLY = True
 if PRODUCTION:
     # TLS ends at the load balancer or ingress, which sets X-Forwarded-Proto.

@@ -19,7 +19,7 @@ from users.models import User
 from users.services import user_activate, user_create, user_update
 
 EMAIL_VARIABLE = "DJANGO_STAFF_EMAIL"
-PASSWORD_VARIABLE = "DJANGO_STAFF_PASSWORD"  # noqa: S105 (a variable's name, not a password)
+PASSWORD_VARIABLE = "DJANGO_STAFF_PASSWORD"  # noqa: S105  -- a variable's name, not a password  # nosec B105
 NAME_VARIABLE = "DJANGO_STAFF_NAME"
 
 
