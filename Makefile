@@ -46,7 +46,7 @@ test: install
 
 # The fault tests print one line of counts each (docs/reliability.md); they also run in `make test`.
 faults: install
-	$(BIN)/python -m pytest -m faults -s tests/test_faults.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m faults -s tests/test_faults.py tests/test_replicas.py $(PYTEST_ARGS)
 
 # bandit: the shipped code ([tool.bandit] in pyproject.toml). pip-audit: known vulnerabilities of
 # the installed packages, from PyPI's per-release JSON API (its only network use); where that
@@ -103,8 +103,9 @@ compare: $(LOAD_INSTALLED)
 soak: $(LOAD_INSTALLED)
 	$(BIN)/python loadtests/run.py --soak --users 40 --run-time 10m $(LOADTEST_ARGS)
 
-# System tools some tests use (promtool, Chromium for the admin browser test); CI installs
+# System tools some tests use (promtool, Chromium for the admin browser test, PgBouncer); CI installs
 # them, a developer may too. Without them those tests skip and say why.
 ci-tools:
 	command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; }
 	[ -x /usr/bin/chromium ] || { apt-get update -qq && apt-get install -y -qq chromium; }
+	[ -x /usr/sbin/pgbouncer ] || { apt-get update -qq && apt-get install -y -qq --no-install-recommends pgbouncer; }

@@ -37,6 +37,7 @@ from django.utils.cache import get_conditional_response, patch_cache_control, pa
 from django_redis.cache import RedisCache
 
 from project import metrics
+from project.db_routing import primary_reads
 
 # The default cache is django-redis; its methods answer None where an error was swallowed.
 cache = cast(RedisCache, default_cache)
@@ -154,7 +155,10 @@ def _fill(key: str, tokens: str, compute: Callable[[], Any]) -> bytes:
             if lock_key not in found:
                 break
     try:
-        body = _render(compute())
+        # From the primary: an entry built from a lagging replica would outlive the write
+        # that invalidated its predecessor by CACHE_TTL seconds, for every client.
+        with primary_reads():
+            body = _render(compute())
         cache.set(key, (tokens, body), timeout=settings.CACHE_TTL)
     finally:
         if acquired:

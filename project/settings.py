@@ -6,6 +6,7 @@ request. The table of variables is in README.md.
 """
 
 from pathlib import Path
+from typing import Any
 
 from project import embedded
 from project.capacity import cpu_count, recommended_pool_size
@@ -105,6 +106,8 @@ MIDDLEWARE = [
     "servestatic.middleware.ServeStaticMiddleware"
     if SERVER_MODE == "asgi"
     else "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads the database: where this request's reads go (project/db_routing.py).
+    "project.db_routing.ReadYourWritesMiddleware",
     "project.middleware.SessionMiddleware",
     "project.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -174,27 +177,67 @@ embedded.ensure_environment()
 
 DB_POOL_SIZE = env_int("DB_POOL_SIZE", recommended_pool_size(cores=cpu_count()), minimum=1)
 
-_primary = database_from_url(env_str("DATABASE_URL"), variable="DATABASE_URL")
-_primary["OPTIONS"].setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 3, minimum=1))
-# Short OLTP queries only: JIT compilation costs tens of milliseconds on the big counts and
-# searches the planner overestimates, and never pays for itself here.
-_primary["OPTIONS"].setdefault("options", "-c jit=off")
-if SERVER_MODE == "asgi":
-    _primary["CONN_MAX_AGE"] = 0
-    _primary["OPTIONS"]["pool"] = {
-        "min_size": min(2, DB_POOL_SIZE),
-        "max_size": DB_POOL_SIZE,
-        "timeout": env_float("DB_POOL_TIMEOUT", 10.0),
-        "max_lifetime": 3600.0,
-        "max_idle": 300.0,
-    }
-else:
-    _primary["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
-    _primary["CONN_HEALTH_CHECKS"] = True
-if METRICS_ENABLED:
-    # Query counts, durations and errors per alias (django_db_*), on top of Django's backend.
-    _primary["ENGINE"] = "django_prometheus.db.backends.postgresql"
-DATABASES = {"default": _primary}
+# DATABASE_PGBOUNCER=true: the database URLs point at PgBouncer in transaction pooling mode,
+# where a session outlives no transaction. Server-side cursors (.iterator()) and prepared
+# statements would reach another server connection than the one that declared them, and
+# PgBouncer refuses the `options` startup parameter (set jit=off with ALTER DATABASE instead).
+# Django's ASGI pool stays: it pools client connections to PgBouncer. docs/scale-out.md.
+DATABASE_PGBOUNCER = env_bool("DATABASE_PGBOUNCER", default=False)
+
+
+def _database(url: str, *, variable: str) -> dict[str, Any]:
+    database = database_from_url(url, variable=variable)
+    options = database["OPTIONS"]
+    options.setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 3, minimum=1))
+    if DATABASE_PGBOUNCER:
+        database["DISABLE_SERVER_SIDE_CURSORS"] = True
+        options["prepare_threshold"] = None
+        options["server_side_binding"] = False
+    else:
+        # Short OLTP queries only: JIT compilation costs tens of milliseconds on the big counts
+        # and searches the planner overestimates, and never pays for itself here.
+        options.setdefault("options", "-c jit=off")
+    if SERVER_MODE == "asgi":
+        database["CONN_MAX_AGE"] = 0
+        options["pool"] = {
+            "min_size": min(2, DB_POOL_SIZE),
+            "max_size": DB_POOL_SIZE,
+            "timeout": env_float("DB_POOL_TIMEOUT", 10.0),
+            "max_lifetime": 3600.0,
+            "max_idle": 300.0,
+        }
+    else:
+        database["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
+        database["CONN_HEALTH_CHECKS"] = True
+    if METRICS_ENABLED:
+        # Query counts, durations and errors per alias (django_db_*), on top of Django's backend.
+        database["ENGINE"] = "django_prometheus.db.backends.postgresql"
+    return database
+
+
+DATABASES = {"default": _database(env_str("DATABASE_URL"), variable="DATABASE_URL")}
+
+# --- Read replicas (project/db_routing.py, docs/scale-out.md) ---------------------------------
+# DATABASE_REPLICA_URLS: comma-separated URLs of streaming replicas, as `replica_1`,
+# `replica_2`... Reads of web requests go to them; a client's reads go to the primary for
+# READ_YOUR_WRITES_SECONDS after its last write. A replica that refuses a connection is passed
+# over for DATABASE_REPLICA_COOLDOWN seconds and the read served by the primary. Under test
+# they mirror the test database (pytest-django creates nothing on them).
+
+READ_YOUR_WRITES_SECONDS = env_int("READ_YOUR_WRITES_SECONDS", 5, minimum=1)
+DATABASE_REPLICA_COOLDOWN = env_float("DATABASE_REPLICA_COOLDOWN", 5.0)
+for _number, _url in enumerate(env_list("DATABASE_REPLICA_URLS"), start=1):
+    _replica = _database(_url, variable="DATABASE_REPLICA_URLS")
+    _replica["ENGINE"] = "project.replica_backend"
+    _replica["TEST"] = {"MIRROR": "default"}
+    if SERVER_MODE == "asgi":
+        # A pool that cannot hand out a replica connection soon sends the read to the primary.
+        _replica["OPTIONS"]["pool"]["timeout"] = min(
+            _replica["OPTIONS"]["pool"]["timeout"], float(_replica["OPTIONS"]["connect_timeout"])
+        )
+    DATABASES[f"replica_{_number}"] = _replica
+DATABASE_REPLICAS = [alias for alias in DATABASES if alias != "default"]
+DATABASE_ROUTERS = ["project.db_routing.PrimaryReplicaRouter"] if DATABASE_REPLICAS else []
 
 # --- Cache (Redis through django-redis) -----------------------------------------------------
 # Fail open: with Redis unreachable a cache call returns None (at once while the circuit
@@ -254,7 +297,8 @@ AUTH_PASSWORD_VALIDATORS = [
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's, plus a primary lookup for tokens not yet on a read replica.
+        "project.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import cast
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django_redis.cache import RedisCache
@@ -16,6 +17,23 @@ from project import embedded
 from project.redis_breaker import breaker
 from tests.factories import UserFactory
 from users.models import User
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With DATABASE_REPLICA_URLS set, transactional tests may read through the replica aliases.
+
+    They mirror the test database (TEST MIRROR), so their reads see the test's commits; tests
+    in a transaction (TestCase) read from the primary anyway (project/db_routing.py).
+    """
+    if not settings.DATABASE_REPLICAS:
+        return
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is not None and marker.kwargs.get("transaction") and "databases" not in marker.kwargs:
+            # Prepended: pytest-django reads the closest (first) django_db marker.
+            item.add_marker(
+                pytest.mark.django_db(*marker.args, **{**marker.kwargs, "databases": "__all__"}), append=False
+            )
 
 
 @pytest.fixture(autouse=True)

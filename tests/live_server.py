@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STARTUP_DEADLINE_S = 30.0
@@ -87,6 +87,10 @@ def server_environment(tmp_path: Path, port: int) -> dict[str, str]:
     env.update(
         {
             "DATABASE_URL": database_url(connection.settings_dict),
+            # Replica aliases mirror the test database under test (settings.DATABASE_REPLICAS).
+            "DATABASE_REPLICA_URLS": ",".join(
+                database_url(connections[alias].settings_dict) for alias in settings.DATABASE_REPLICAS
+            ),
             "REDIS_URL": str(settings.CACHES["default"]["LOCATION"]),
             "BIND": f"127.0.0.1:{port}",
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
@@ -103,7 +107,11 @@ def running_gunicorn(
 ) -> Iterator[Server]:
     """gunicorn with two workers, ready to serve; `env` adds to or overrides the defaults."""
     port = free_port()
-    full_env = {**server_environment(tmp_path, port), **(env or {})}
+    env = env or {}
+    full_env = {**server_environment(tmp_path, port), **env}
+    if "DATABASE_URL" in env and "DATABASE_REPLICA_URLS" not in env:
+        # Another database than the test database has none of its replicas.
+        full_env["DATABASE_REPLICA_URLS"] = ""
     log_path = tmp_path / "gunicorn.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
