@@ -72,6 +72,7 @@ def main() -> int:
     parser.add_argument("--max-id", type=int, default=1_000_000)
     parser.add_argument("--cache", choices=("on", "off"), default="off")
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=200, help="unprofiled requests first (fill the cache)")
     args = parser.parse_args()
 
     database_url, redis_url = server_urls()
@@ -96,7 +97,7 @@ def main() -> int:
     def one() -> int:
         return client.get(args.path.replace("{id}", str(rng.randint(1, args.max_id)))).status_code
 
-    for _ in range(200):
+    for _ in range(args.warmup):
         one()
     profiler = cProfile.Profile()
     started = time.perf_counter()
