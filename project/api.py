@@ -6,6 +6,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
+from psycopg.errors import QueryCanceled
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -15,6 +16,9 @@ logger = logging.getLogger(__name__)
 
 UNKNOWN_FIELD = "Unknown field."
 DATABASE_UNAVAILABLE = "The database is unavailable; retry shortly."
+# A query cancelled by the statement timeout (DB_STATEMENT_TIMEOUT_MS), e.g. a search for a
+# word that most posts contain.
+QUERY_TOO_SLOW = "The query took too long and was cancelled; narrow it down or retry later."
 # Seconds a client should wait before retrying while the database is unreachable.
 DATABASE_RETRY_AFTER = "2"
 
@@ -47,6 +51,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     of a PostgreSQL restart. Django closes the broken connection when the request ends, and
     the next request connects afresh.
     """
+    if isinstance(exc, OperationalError) and isinstance(exc.__cause__, QueryCanceled):
+        logger.warning("query cancelled: %s", exc)
+        return Response({"detail": QUERY_TOO_SLOW}, status=503, headers={"Retry-After": DATABASE_RETRY_AFTER})
     if isinstance(exc, OperationalError | InterfaceError):
         logger.warning("database unavailable: %s", exc)
         return Response({"detail": DATABASE_UNAVAILABLE}, status=503, headers={"Retry-After": DATABASE_RETRY_AFTER})

@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault("SERVER_MODE", "asgi")
+# Web requests: a query running longer than 5 s is cancelled (DB_STATEMENT_TIMEOUT_MS in settings).
+os.environ.setdefault("DB_STATEMENT_TIMEOUT_MS", "5000")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
 from django.core.asgi import get_asgi_application

@@ -183,6 +183,11 @@ DB_POOL_SIZE = env_int("DB_POOL_SIZE", recommended_pool_size(cores=cpu_count()),
 # PgBouncer refuses the `options` startup parameter (set jit=off with ALTER DATABASE instead).
 # Django's ASGI pool stays: it pools client connections to PgBouncer. docs/scale-out.md.
 DATABASE_PGBOUNCER = env_bool("DATABASE_PGBOUNCER", default=False)
+# Milliseconds a query may run before PostgreSQL cancels it (answered 503 by project/api.py),
+# so that one pathological query cannot hold a worker and a connection for minutes. The web
+# entry points (project/wsgi.py, project/asgi.py) default it to 5000; commands (migrations,
+# seed, index builds) run without one. Behind PgBouncer set it with ALTER ROLE instead.
+DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 0, minimum=0)
 
 
 def _database(url: str, *, variable: str) -> dict[str, Any]:
@@ -196,7 +201,8 @@ def _database(url: str, *, variable: str) -> dict[str, Any]:
     else:
         # Short OLTP queries only: JIT compilation costs tens of milliseconds on the big counts
         # and searches the planner overestimates, and never pays for itself here.
-        options.setdefault("options", "-c jit=off")
+        timeout = f" -c statement_timeout={DB_STATEMENT_TIMEOUT_MS}" if DB_STATEMENT_TIMEOUT_MS else ""
+        options.setdefault("options", f"-c jit=off{timeout}")
     if SERVER_MODE == "asgi":
         database["CONN_MAX_AGE"] = 0
         options["pool"] = {

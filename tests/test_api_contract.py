@@ -5,7 +5,9 @@ from django.core.management import call_command
 from django.test import Client
 
 from project import embedded
+from project.api import QUERY_TOO_SLOW
 from tests.conftest import client_for
+from tests.live_server import run_python
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +57,24 @@ def test_unhandled_errors_are_json_without_a_traceback(settings) -> None:
     assert response.status_code == 500
     assert response.json() == {"detail": "Internal server error."}
     assert b"Traceback" not in response.content
+
+
+def test_a_query_cancelled_by_the_statement_timeout_is_a_503(db, settings) -> None:
+    settings.ROOT_URLCONF = "tests.crashing_urls"
+    response = Client(raise_request_exception=False).get("/slow/")
+    assert response.status_code == 503
+    assert response.json() == {"detail": QUERY_TOO_SLOW}
+    assert response["Retry-After"]
+
+
+def test_web_entry_points_set_a_statement_timeout_and_commands_do_not() -> None:
+    show = "from django.conf import settings; print(settings.DATABASES['default']['OPTIONS']['options'])"
+    for entry_point in ("project.wsgi", "project.asgi"):
+        served = run_python("-c", f"import {entry_point}; {show}", env={})
+        assert served.stdout.split() == ["-c", "jit=off", "-c", "statement_timeout=5000"], served.stderr
+    setup = "import django; django.setup()"
+    command = run_python("-c", f"{setup}; {show}", env={"DJANGO_SETTINGS_MODULE": "project.settings"})
+    assert command.stdout.split() == ["-c", "jit=off"], command.stderr
 
 
 def test_openapi_schema_is_valid_and_describes_every_endpoint(tmp_path) -> None:
