@@ -78,6 +78,9 @@ def main() -> int:
         mode=args.mode or os.environ.get("SERVER_MODE", "wsgi"),
         workers=args.workers or 0,
     )
+    if args.soak:
+        # The soak measures whether a worker's memory grows: recycling would hide it.
+        env["GUNICORN_MAX_REQUESTS"] = "0"
     if not args.workers:
         env.pop("WEB_CONCURRENCY")
     if args.mode is None:
