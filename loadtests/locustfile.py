@@ -29,7 +29,9 @@ sys.path.insert(0, str(BASE_DIR))
 
 from posts.seeding import SEED_PASSWORD  # noqa: E402
 
-THRESHOLDS_FILE = Path(os.environ.get("LOADTEST_THRESHOLDS", BASE_DIR / "loadtests" / "thresholds.toml"))
+# LOADTEST_THRESHOLDS="" turns the check off, for runs that saturate on purpose (the soak's
+# capacity probe).
+THRESHOLDS_FILE = os.environ.get("LOADTEST_THRESHOLDS", str(BASE_DIR / "loadtests" / "thresholds.toml"))
 SEARCH_TERMS = ("database", "python", "cache", "design", "latency", "coffee", "weekend", "release")
 # Production sits behind a TLS-terminating proxy; this is the header that proxy adds.
 PROXY_HEADERS = {"X-Forwarded-Proto": "https", "Accept": "application/json"}
@@ -207,13 +209,13 @@ def threshold_breaches(environment: Environment, thresholds: dict[str, Any]) -> 
 
 @events.quitting.add_listener
 def check_thresholds(environment: Environment, **_: Any) -> None:
-    if environment.parsed_options is not None and not environment.parsed_options.headless:
+    if not THRESHOLDS_FILE or (environment.parsed_options is not None and not environment.parsed_options.headless):
         return
-    thresholds = tomllib.loads(THRESHOLDS_FILE.read_text())
+    thresholds = tomllib.loads(Path(THRESHOLDS_FILE).read_text())
     breaches = threshold_breaches(environment, thresholds)
     for breach in breaches:
         print(f"THRESHOLD BROKEN: {breach}", file=sys.stderr)  # noqa: T201
     if breaches:
         environment.process_exit_code = 1
     else:
-        print(f"thresholds: all met ({THRESHOLDS_FILE.name})", file=sys.stderr)  # noqa: T201
+        print(f"thresholds: all met ({Path(THRESHOLDS_FILE).name})", file=sys.stderr)  # noqa: T201
