@@ -162,6 +162,8 @@ def aggregated(stats_csv: Path) -> dict[str, Any]:
     rows = list(csv.DictReader(stats_csv.open()))
     figures: dict[str, Any] = {"by_request": {}}
     for row in rows:
+        if int(row["Request Count"]) == 0:
+            continue  # e.g. the sign-ins, when statistics were reset after every user signed in
         entry = {
             "requests": int(row["Request Count"]),
             "failures": int(row["Failure Count"]),
