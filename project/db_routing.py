@@ -23,19 +23,21 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import MiddlewareNotUsed
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
+
+from project.middleware import AsyncGetResponse, GetResponse, HybridMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -175,27 +177,17 @@ def _wrote_recently(request: HttpRequest) -> bool:
     )
 
 
-GetResponse = Callable[[HttpRequest], HttpResponse]
-AsyncGetResponse = Callable[[HttpRequest], Awaitable[HttpResponse]]
-
-
-class ReadYourWritesMiddleware:
+class ReadYourWritesMiddleware(HybridMiddleware):
     """Pins a client's reads to the primary while its last write may not have reached a replica.
 
     Sync and async (Django's hybrid pattern): under ASGI it runs on the event loop, and its
     one Redis write goes to a worker thread of its own. Not used without replicas.
     """
 
-    sync_capable = True
-    async_capable = True
-
     def __init__(self, get_response: GetResponse | AsyncGetResponse) -> None:
         if not replica_aliases():
             raise MiddlewareNotUsed
-        self.get_response = get_response
-        self.async_mode = iscoroutinefunction(get_response)
-        if self.async_mode:
-            markcoroutinefunction(self)
+        super().__init__(get_response)
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:

@@ -83,15 +83,23 @@ def client_ip_of(request: HttpRequest) -> str:
     return addresses[-min(num_proxies, len(addresses))] or remote_addr
 
 
-class _HybridMiddleware:
+class HybridMiddleware:
+    """Django's hybrid middleware pattern: a plain call under WSGI, a coroutine under ASGI
+    (subclasses define `__call__` and `__acall__`)."""
+
     sync_capable = True
     async_capable = True
+    __call__: Callable[[HttpRequest], Any]
 
     def __init__(self, get_response: GetResponse | AsyncGetResponse) -> None:
         self.get_response = get_response
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:
             markcoroutinefunction(self)
+
+
+class _HybridMiddleware(HybridMiddleware):
+    """A hybrid middleware with a hook before the rest of the stack and one after it."""
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
