@@ -102,13 +102,17 @@ def prepare_database(database_url: str, *, users: int, posts: int) -> None:
         conn.execute("ANALYZE")
 
 
-def production_env(*, database_url: str, redis_url: str, port: int, mode: str, workers: int) -> dict[str, str]:
+def production_env(
+    *, database_url: str, redis_url: str, port: int, mode: str | None = None, workers: int | None = None
+) -> dict[str, str]:
     """gunicorn's environment as a production deployment sets it, on 127.0.0.1.
 
     Two deliberate differences, both documented in docs/loadtests.md: the throttle rates are
     lifted (every simulated client shares one address), and clients send X-Forwarded-Proto as
-    the TLS-terminating proxy in front of Postline would.
+    the TLS-terminating proxy in front of Postline would. Without `mode` and `workers` the
+    project's defaults apply.
     """
+    chosen = {"SERVER_MODE": mode, "WEB_CONCURRENCY": str(workers) if workers else None}
     return {
         **os.environ,
         "DJANGO_ENV": "production",
@@ -117,8 +121,7 @@ def production_env(*, database_url: str, redis_url: str, port: int, mode: str, w
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "CACHE_KEY_PREFIX": "postline-load",
-        "SERVER_MODE": mode,
-        "WEB_CONCURRENCY": str(workers),
+        **{name: value for name, value in chosen.items() if value},
         "BIND": f"127.0.0.1:{port}",
         "LOG_LEVEL": "WARNING",
         **dict.fromkeys(("THROTTLE_ANON", "THROTTLE_USER", "THROTTLE_AUTH"), UNLIMITED_THROTTLE),

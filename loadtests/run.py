@@ -74,19 +74,11 @@ def main() -> int:
     logs = Path(tempfile.mkdtemp(prefix="postline-loadtest-"))
     port = free_port()
     env = production_env(
-        database_url=database_url,
-        redis_url=redis_url,
-        port=port,
-        mode=args.mode or os.environ.get("SERVER_MODE", "wsgi"),
-        workers=args.workers or 0,
+        database_url=database_url, redis_url=redis_url, port=port, mode=args.mode, workers=args.workers
     )
     if args.soak:
         # The soak measures whether a worker's memory grows: recycling would hide it.
         env["GUNICORN_MAX_REQUESTS"] = "0"
-    if not args.workers:
-        env.pop("WEB_CONCURRENCY")
-    if args.mode is None:
-        env.pop("SERVER_MODE")
     base_url = f"http://127.0.0.1:{port}"
     with gunicorn(env, logs / "gunicorn.log") as server:
         sampler = Sampler(database_url, master_pid=server.pid, interval_s=1.0)
