@@ -3,8 +3,9 @@
 DRF's SimpleRateThrottle keeps, per client, the list of every request time in the window and
 reads and writes it (pickled) on each request: with a generous rate that is thousands of
 floats per request, and two throttles (anon and user) double it. Here each client has one
-counter per fixed window (INCR + EXPIRE in one pipeline). A fixed window lets a client send
-up to twice the rate across a window boundary, which is acceptable for abuse protection.
+counter per fixed window (INCR, and EXPIRE on creation, in one Lua script). A fixed window
+lets a client send up to twice the rate across a window boundary, which is acceptable for
+abuse protection.
 
 When Redis cannot be reached the request is allowed (fail open); the circuit breaker in the
 connection class keeps that from costing a timeout per request.
@@ -20,6 +21,17 @@ from django_redis import get_redis_connection
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
+
+# The window's counter: INCR, and EXPIRE only when it was just created (a key that somehow
+# lost its TTL gets none again, but the window is part of its name). One command and one
+# reply (EVALSHA) instead of a pipeline's two.
+COUNT_IN_WINDOW = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return count
+"""
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -54,11 +66,8 @@ class WindowRateThrottle(BaseThrottle):
         window = int(now // period)
         key = cache.make_key(f"throttle:{scope}:{ident}:{window}")
         try:
-            # One round trip; no MULTI/EXEC: the two commands need no isolation from others.
-            pipeline: Any = get_redis_connection("default").pipeline(transaction=False)
-            pipeline.incr(key)
-            pipeline.expire(key, period + 1)
-            count, _ = pipeline.execute()
+            client: Any = get_redis_connection("default")
+            count = client.register_script(COUNT_IN_WINDOW)(keys=[key], args=[period + 1])
         except redis.RedisError:
             return True
         self._wait = (window + 1) * period - now
