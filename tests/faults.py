@@ -7,6 +7,7 @@ recording when every request started and ended and what it answered, so a test c
 which failures fell inside the fault window.
 """
 
+import http.client
 import os
 import random
 import shutil
@@ -251,7 +252,8 @@ class SteadyLoad:
             started = time.monotonic()
             try:
                 status, _, answer = request(f"{self.base_url}{path}", method=method, body=body, headers=headers)
-            except OSError:
+            except (OSError, http.client.HTTPException):
+                # No answer, or a cut one (IncompleteRead: a worker killed while answering).
                 status, answer = 0, b""
             ended = time.monotonic()
             with self._lock:
