@@ -35,6 +35,8 @@ import psycopg
 from harness import (
     BASE_DIR,
     BIN,
+    CACHE_KEY_PREFIX,
+    CLOSED_REDIS,
     Sampler,
     cpu_seconds,
     free_port,
@@ -51,7 +53,6 @@ from harness import (
 from psycopg import sql
 
 WRK_SCRIPT = BASE_DIR / "loadtests" / "wrk" / "request.lua"
-CLOSED_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1: the cache is off
 PERFORMANCE_DOC = BASE_DIR / "docs" / "performance.md"
 PLOTS_DIR = BASE_DIR / "docs" / "bench"
 DOC_BEGIN, DOC_END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
@@ -187,7 +188,7 @@ def flush_cache(redis_url: str) -> None:
     import redis  # noqa: PLC0415
 
     client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter("postline-load:*", count=1000):
+    for key in client.scan_iter(f"{CACHE_KEY_PREFIX}:*", count=1000):
         client.delete(key)
 
 

@@ -28,6 +28,10 @@ BIN = Path(sys.executable).parent
 if str(BASE_DIR) not in sys.path:
     sys.path.insert(0, str(BASE_DIR))
 UNLIMITED_THROTTLE = "100000000/min"
+# Cache keys of the servers these tools start (bench.py deletes them between runs).
+CACHE_KEY_PREFIX = "postline-load"
+# Nothing listens on port 1: a server given this REDIS_URL runs with the cache off (fail-open).
+CLOSED_REDIS = "redis://127.0.0.1:1/0"
 
 
 def free_port() -> int:
@@ -103,16 +107,26 @@ def prepare_database(database_url: str, *, users: int, posts: int) -> None:
 
 
 def production_env(
-    *, database_url: str, redis_url: str, port: int, mode: str | None = None, workers: int | None = None
+    *,
+    database_url: str,
+    redis_url: str,
+    port: int | None = None,
+    mode: str | None = None,
+    workers: int | None = None,
 ) -> dict[str, str]:
-    """gunicorn's environment as a production deployment sets it, on 127.0.0.1.
+    """gunicorn's environment as a production deployment sets it, on 127.0.0.1 (`port`; none
+    for Django run in-process).
 
     Two deliberate differences, both documented in docs/loadtests.md: the throttle rates are
     lifted (every simulated client shares one address), and clients send X-Forwarded-Proto as
     the TLS-terminating proxy in front of Postline would. Without `mode` and `workers` the
     project's defaults apply.
     """
-    chosen = {"SERVER_MODE": mode, "WEB_CONCURRENCY": str(workers) if workers else None}
+    chosen = {
+        "SERVER_MODE": mode,
+        "WEB_CONCURRENCY": str(workers) if workers else None,
+        "BIND": f"127.0.0.1:{port}" if port else None,
+    }
     return {
         **os.environ,
         "DJANGO_ENV": "production",
@@ -120,9 +134,8 @@ def production_env(
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "CACHE_KEY_PREFIX": "postline-load",
+        "CACHE_KEY_PREFIX": CACHE_KEY_PREFIX,
         **{name: value for name, value in chosen.items() if value},
-        "BIND": f"127.0.0.1:{port}",
         "LOG_LEVEL": "WARNING",
         **dict.fromkeys(("THROTTLE_ANON", "THROTTLE_USER", "THROTTLE_AUTH"), UNLIMITED_THROTTLE),
     }

@@ -16,15 +16,12 @@ import cProfile
 import os
 import pstats
 import random
-import secrets
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from harness import server_urls, with_database
+from harness import CLOSED_REDIS, production_env, server_urls, with_database
 
-CLOSED_REDIS = "redis://127.0.0.1:1/0"
 DATABASE = "database (server time + loopback, psycopg's wait)"
 # First match wins: (layer, substring of the function's file path or name).
 LAYERS = [
@@ -76,16 +73,13 @@ def main() -> int:
     args = parser.parse_args()
 
     database_url, redis_url = server_urls()
-    os.environ |= {
-        "DATABASE_URL": with_database(database_url, args.database),
-        "REDIS_URL": redis_url if args.cache == "on" else CLOSED_REDIS,
-        "DJANGO_ENV": "production",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-        "THROTTLE_ANON": "100000000/min",
-        "DJANGO_SETTINGS_MODULE": "project.settings",
-    }
+    os.environ.update(
+        production_env(
+            database_url=with_database(database_url, args.database),
+            redis_url=redis_url if args.cache == "on" else CLOSED_REDIS,
+        )
+    )
+    os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings"
     import django  # noqa: PLC0415
 
     django.setup()
@@ -119,5 +113,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     sys.exit(main())
