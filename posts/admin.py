@@ -2,8 +2,8 @@
 
 The changelist reads the newest posts through posts_created_idx (the default order,
 -created_at, -id, is the index's order), one author's through posts_author_created_idx (the
-link from a user's page), a search through posts_search_gin (the API's full-text expression;
-see newest_matches for how a search stays fast whether a word is rare or common).
+link from a user's page), a search through posts_search_document_gin (the API's full-text
+document; see newest_matches for how a search stays fast whether a word is rare or common).
 Nothing else is sortable, and there is no date hierarchy: its year and month links are a
 `SELECT DISTINCT date_trunc(...)` over every row of the table on each page view; the
 "created" filter offers index-served ranges instead.
@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from psycopg.errors import QueryCanceled
 
-from posts.models import SEARCH_CONFIG, SEARCH_VECTOR, Post
+from posts.models import SEARCH_CONFIG, Post
 from posts.services import EDITABLE_FIELDS, post_create, post_delete, post_update
 from project.admin import EstimatedCountPaginator, FastChangeListMixin, search_id
 
@@ -53,12 +53,13 @@ _BITMAP_ONLY = (
 COMMON_WORD_SHARE = 0.01
 # What the GIN index can use of a search (querytree: '' for stop words only, 'T' when nothing,
 # as in "-word") and, for one word, its share of posts from the statistics ANALYZE keeps on
-# the index's expression.
+# the search_document column.
 _SEARCH_SHAPE_SQL = """
 SELECT q.tree, (
     SELECT f.share
     FROM pg_stats s, LATERAL unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS f(word, share)
-    WHERE s.schemaname = current_schema() AND s.tablename = 'posts_search_gin' AND q.tree = quote_literal(f.word)
+    WHERE s.schemaname = current_schema() AND s.tablename = 'posts' AND s.attname = 'search_document'
+      AND q.tree = quote_literal(f.word)
 )
 FROM (SELECT querytree(websearch_to_tsquery(%s::regconfig, %s)) AS tree) AS q
 """
@@ -92,13 +93,12 @@ def newest_matches(query: SearchQuery) -> list[int] | None:
     A single word the statistics put in COMMON_WORD_SHARE of posts, or a search the index cannot
     serve at all ("-word"), goes straight to the walk (see PostAdmin.get_search_results).
     Anything else tries the index plan first, with a time limit (and work_mem raised so that
-    its bitmap stays exact: a lossy one re-runs to_tsvector on every post of its pages); a
+    its bitmap stays exact: a lossy one rechecks every post of its pages); a
     search that needs more is common enough for the walk, which the planner picks from its
     estimate.
     """
     matching = (
-        Post.objects.alias(document=SEARCH_VECTOR)
-        .filter(document=query)
+        Post.objects.filter(search_document=query)
         .order_by("-created_at", "-id")
         .values_list("pk", flat=True)[:SEARCH_RESULTS_LIMIT]
     )
@@ -186,7 +186,7 @@ class PostAdmin(FastChangeListMixin, admin.ModelAdmin):
         # Many matches: the newest are found by walking the created_at index; counting them
         # would read them all, so the paginator shows the planner's estimate.
         request.postline_estimate_only = True  # type: ignore[attr-defined]
-        return queryset.alias(document=SEARCH_VECTOR).filter(document=query), False
+        return queryset.filter(search_document=query), False
 
     def get_paginator(self, request: HttpRequest, queryset: Any, per_page: int, *args: Any, **kwargs: Any) -> Any:
         estimate_only = getattr(request, "postline_estimate_only", False)

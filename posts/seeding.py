@@ -4,7 +4,8 @@ Load tests and EXPLAIN plans only mean something on production-sized tables, and
 users with ten million posts must load in minutes, so nothing here is done per row that can
 be done once: no ORM, one password hash for everyone, text picked from pre-built pools,
 indexes and constraints dropped for a big load and rebuilt in bulk afterwards, COPY streams
-on every core.
+on every core. Triggers stay on: posts' search_document trigger fires for every COPY row, so
+to_tsvector runs in every stream's backend.
 Measurements and the reasoning behind each step are in docs/seed.md.
 """
 
@@ -532,15 +533,13 @@ class _Deferred:
     drop: sql.Composed | None  # None: dropped with another item (a primary key's index)
     step: int = _INDEX
     gin: bool = False
-    on_expression: bool = False
 
 
 # Indexes behind constraints are handled with their constraint (below), or stay.
 _INDEXES_SQL = """
-SELECT ix.indexname, ix.indexdef, am.amname = 'gin', i.indexprs IS NOT NULL
+SELECT ix.indexname, ix.indexdef, am.amname = 'gin'
 FROM pg_indexes ix
 JOIN pg_class c ON c.oid = to_regclass(quote_ident(ix.schemaname) || '.' || quote_ident(ix.indexname))
-JOIN pg_index i ON i.indexrelid = c.oid
 JOIN pg_am am ON am.oid = c.relam
 WHERE ix.schemaname = current_schema() AND ix.tablename = %(table)s
   AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid)
@@ -559,22 +558,21 @@ ORDER BY conname
 """
 
 
-def _deferrable(cursor: psycopg.Cursor[Any], *, table: str, workers: int) -> list[_Deferred]:
+def _deferrable(cursor: psycopg.Cursor[Any], *, table: str) -> list[_Deferred]:
     """The table's secondary indexes, unreferenced primary key and foreign keys.
 
     Maintaining them row by row costs more than building them once, and several COPY
     streams appending to one primary key split its pages half-empty (a third bigger index).
-    GIN indexes on expressions stay when loading with several workers: PostgreSQL before
-    18 builds a GIN index on one core, and for posts_search_gin that build (mostly
-    to_tsvector) would outlast the whole load; the COPY backends maintain it on all cores.
+    That holds for posts_search_document_gin too: the costly part of full text, to_tsvector,
+    runs in posts' trigger during the COPY, on every stream, and building the GIN index from
+    the stored documents afterwards (one core) costs less than maintaining it while loading.
     """
     table_name = sql.Identifier(table)
     deferred = []
     cursor.execute(_INDEXES_SQL, {"table": table})
-    for name, definition, gin, on_expression in cursor.fetchall():
-        if not (workers > 1 and gin and on_expression):
-            drop = sql.SQL("DROP INDEX {}").format(sql.Identifier(name))
-            deferred.append(_Deferred(table=table, name=name, create=sql.SQL(definition), drop=drop, gin=gin))
+    for name, definition, gin in cursor.fetchall():
+        drop = sql.SQL("DROP INDEX {}").format(sql.Identifier(name))
+        deferred.append(_Deferred(table=table, name=name, create=sql.SQL(definition), drop=drop, gin=gin))
     cursor.execute(_PRIMARY_KEYS_SQL, {"table": table})
     for name, index_definition in cursor.fetchall():
         constraint = sql.Identifier(name)
@@ -651,10 +649,11 @@ WHERE i.indrelid = to_regclass(%(table)s) AND a.amname = 'gin'
 def _finish(*, tables: Sequence[str], workers: int) -> None:
     """Per table: sequences past the seeded ids, GIN pending lists merged, fresh statistics.
 
-    Without setval the API's next INSERT collides with a seeded id. GIN indexes kept during
-    the load hold their last rows in a pending list that every search scans linearly until
-    (auto)vacuum merges it. ANALYZE gives the planner real statistics before the first
-    benchmark query instead of whenever autovacuum gets to it.
+    Without setval the API's next INSERT collides with a seeded id. GIN indexes maintained
+    during the load (an append too small to rebuild them) hold their last rows in a pending
+    list that every search scans linearly until (auto)vacuum merges it. ANALYZE gives the
+    planner real statistics before the first benchmark query instead of whenever autovacuum
+    gets to it.
     """
 
     def finish(table: str, _stop: threading.Event) -> None:
@@ -743,16 +742,8 @@ def dataset_seed(
             raise SeedError("--posts needs authors: the users table is empty, so pass --users as well")
         post_max, post_latest = _table_state(cursor, "posts")
         deferred = [
-            *(
-                _deferrable(cursor, table="users", workers=workers)
-                if _rebuild_pays(adding=users, existing=user_max)
-                else []
-            ),
-            *(
-                _deferrable(cursor, table="posts", workers=workers)
-                if _rebuild_pays(adding=posts, existing=post_max)
-                else []
-            ),
+            *(_deferrable(cursor, table="users") if _rebuild_pays(adding=users, existing=user_max) else []),
+            *(_deferrable(cursor, table="posts") if _rebuild_pays(adding=posts, existing=post_max) else []),
         ]
         authors = range(user_max + 1, user_max + users + 1) if users else _existing_user_ids(cursor)
 

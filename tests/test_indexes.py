@@ -56,4 +56,4 @@ def test_metadata_containment_uses_the_gin_index() -> None:
 
 def test_full_text_search_uses_the_gin_index() -> None:
     found = plan(post_list(search="postgresql indexes")[:20])
-    assert "posts_search_gin" in found
+    assert "posts_search_document_gin" in found
