@@ -1,3 +1,4 @@
+from functools import cached_property
 from typing import Any
 
 from django.http import HttpResponse
@@ -14,6 +15,11 @@ from posts.permissions import IsAuthorOrStaff
 from posts.serializers import PostListQuerySerializer, PostSerializer, PostWriteSerializer
 from project import caching
 from users.views import ID_PATTERN
+
+
+def post_detail_read(post_id: int) -> caching.CachedRead:
+    """A post's cached detail: its author's name is part of it, so renames invalidate it too."""
+    return caching.CachedRead("post-detail", (post_id,), (caching.post_scope(post_id), caching.AUTHORS_SCOPE))
 
 
 @extend_schema_view(
@@ -43,8 +49,27 @@ class PostViewSet(viewsets.GenericViewSet):
         self.check_object_permissions(self.request, post)
         return post
 
+    @cached_property
+    def _list_query(self) -> PostListQuerySerializer:
+        query = PostListQuerySerializer(data=self.request.query_params)
+        query.is_valid()
+        return query
+
+    @cached_property
+    def cached_read(self) -> caching.CachedRead | None:
+        """The cache entry this request reads, if any; the throttle fetches it in its own Redis
+        round trip (project/throttling.py). Only the unfiltered feed's first page is cached."""
+        if self.action == "retrieve":
+            return post_detail_read(int(self.kwargs["pk"]))
+        if self.action == "list":
+            query = self._list_query
+            filters = query.validated_data.get("author") is not None or query.validated_data.get("search")
+            parts = None if query.errors or filters else caching.first_page_parts(self.request)
+            return None if parts is None else caching.CachedRead("feed", parts, (caching.FEED_SCOPE,))
+        return None
+
     def list(self, request: Request) -> Response | HttpResponse:
-        query = PostListQuerySerializer(data=request.query_params)
+        query = self._list_query
         query.is_valid(raise_exception=True)
         author_id, search = query.validated_data.get("author"), query.validated_data.get("search")
 
@@ -52,11 +77,9 @@ class PostViewSet(viewsets.GenericViewSet):
             posts = self.paginate_queryset(selectors.post_list(author_id=author_id, search=search))
             return self.get_paginated_response(PostSerializer(posts, many=True).data).data
 
-        parts = caching.first_page_parts(request)
-        if parts is None or author_id is not None or search:
+        if (read := self.cached_read) is None:
             return Response(page())
-        body = caching.cached_json(name="feed", parts=parts, scopes=[caching.FEED_SCOPE], compute=page)
-        return caching.json_response(request, body)
+        return caching.json_response(request, caching.cached_json(read, compute=page, request=request))
 
     def create(self, request: Request) -> Response:
         body = PostWriteSerializer(data=request.data)
@@ -65,12 +88,8 @@ class PostViewSet(viewsets.GenericViewSet):
         return Response(PostSerializer(post).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> HttpResponse:
-        post_id = int(pk)
         body = caching.cached_json(
-            name="post-detail",
-            parts=[post_id],
-            scopes=[caching.post_scope(post_id), caching.AUTHORS_SCOPE],
-            compute=lambda: PostSerializer(self._get_post()).data,
+            post_detail_read(int(pk)), compute=lambda: PostSerializer(self._get_post()).data, request=request
         )
         return caching.json_response(request, body)
 

@@ -10,7 +10,8 @@ Each scope ("user:42", "post:7", "feed", "authors") has a generation token store
 A write replaces the tokens of the scopes it touches. An entry carries the tokens it was
 built under, and is served only while they are still the current ones: a write makes every
 entry of its scopes stale at once, without scanning keys. One MGET reads an entry together
-with the current tokens, so a hit costs one round trip to Redis.
+with the current tokens, so a hit costs one round trip to Redis; in a throttled API view the
+throttle's own round trip reads them (`prefetch_keys`), so a hit costs no round trip of its own.
 
 Entries hold rendered JSON bytes, so a hit costs no serializer and no renderer. When a hot
 entry is missing, one process computes it while the others wait briefly for its result
@@ -26,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
@@ -57,6 +59,30 @@ def _generation_key(scope: str) -> str:
     return f"{API_VERSION}:gen:{scope}"
 
 
+def _entry_key(name: str, parts: Iterable[object]) -> str:
+    return ":".join([API_VERSION, name, *(str(part) for part in parts)])
+
+
+@dataclass(frozen=True)
+class CachedRead:
+    """One cached JSON read: `name` is a fixed endpoint name (also the metric label), `parts`
+    what distinguishes one entry from another (ids, page size, host), `scopes` the generations
+    the entry depends on."""
+
+    name: str
+    parts: tuple[object, ...]
+    scopes: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return _entry_key(self.name, self.parts)
+
+    @property
+    def lookup_keys(self) -> list[str]:
+        """The entry's key and its generations' keys: what a lookup reads, in one MGET."""
+        return [self.key, *(_generation_key(scope) for scope in (EPOCH_SCOPE, *self.scopes))]
+
+
 class _PendingEpoch:
     """Invalidations that may have been lost while Redis was unusable, by any process (per process)."""
 
@@ -68,23 +94,26 @@ class _PendingEpoch:
         with self._lock:
             self._pending = True
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
+        """Start the new epoch if one is pending; whether one was (values read before are stale)."""
         if not self._pending:
-            return
+            return False
         if cache.set(_generation_key(EPOCH_SCOPE), _new_token(), timeout=None):
             with self._lock:
                 self._pending = False
+        return True
 
 
 _pending_epoch = _PendingEpoch()
 
 
-def _lookup(entry_key: str, scopes: Sequence[str]) -> tuple[str, Any] | None:
-    """The current tokens of the epoch and `scopes` (joined) and the entry stored at `entry_key`
-    (None if absent), read together; None when Redis cannot be used."""
-    _pending_epoch.flush()
-    keys = [_generation_key(scope) for scope in (EPOCH_SCOPE, *scopes)]
-    found = cache.get_many([entry_key, *keys]) or {}
+def _lookup(read: CachedRead, prefetched: dict[str, Any] | None) -> tuple[str, Any] | None:
+    """The current tokens of the epoch and the read's scopes (joined) and its entry (None if
+    absent), read together, or taken from `prefetched`; None when Redis cannot be used."""
+    if _pending_epoch.flush():
+        prefetched = None
+    entry_key, *keys = read.lookup_keys
+    found = dict(prefetched) if prefetched is not None else cache.get_many(read.lookup_keys) or {}
     missing = [generation for generation in keys if generation not in found]
     if missing:
         # A scope never written (or evicted) gets a fresh token, never a default one: an entry
@@ -96,6 +125,29 @@ def _lookup(entry_key: str, scopes: Sequence[str]) -> tuple[str, Any] | None:
         _pending_epoch.mark()
         return None
     return ".".join(str(found[generation]) for generation in keys), found.get(entry_key)
+
+
+# --- prefetch: a read's keys fetched by another Redis call of the same request ---------------
+
+_PREFETCHED = "_postline_prefetched_cache"
+
+
+def prefetch_keys(read: CachedRead) -> list[str]:
+    """The Redis keys (prefixed) of `read`'s lookup, for a call that fetches them in its own
+    round trip and hands the values to `remember_prefetched` (the throttle does)."""
+    return [cache.client.make_key(key) for key in read.lookup_keys]
+
+
+def remember_prefetched(request: HttpRequest, read: CachedRead, values: Sequence[bytes | None]) -> None:
+    """Keep the raw values of `prefetch_keys(read)` on the request, for `cached_json`."""
+    keys = read.lookup_keys
+    found = {key: cache.client.decode(value) for key, value in zip(keys, values, strict=True) if value is not None}
+    setattr(request, _PREFETCHED, (read, found))
+
+
+def _prefetched(request: HttpRequest | None, read: CachedRead) -> dict[str, Any] | None:
+    remembered = getattr(request, _PREFETCHED, None)
+    return remembered[1] if remembered is not None and remembered[0] == read else None
 
 
 def invalidate(*scopes: str) -> None:
@@ -110,23 +162,19 @@ def _render(data: Any) -> bytes:
     return orjson.dumps(data)
 
 
-def cached_json(*, name: str, parts: Iterable[object], scopes: Sequence[str], compute: Callable[[], Any]) -> bytes:
-    """The JSON bytes of `compute()`, from the cache when possible.
-
-    `name` is a fixed endpoint name (also the metric label), `parts` what distinguishes one
-    entry from another (ids, page size, host), `scopes` the generations the entry depends on.
-    """
-    key = ":".join([API_VERSION, name, *(str(part) for part in parts)])
-    found = _lookup(key, scopes)
+def cached_json(read: CachedRead, *, compute: Callable[[], Any], request: HttpRequest | None = None) -> bytes:
+    """The JSON bytes of `compute()`, from the cache when possible; `request` brings the
+    lookup's values when the throttle has already read them (`remember_prefetched`)."""
+    found = _lookup(read, _prefetched(request, read))
     if found is None:
-        metrics.record_cache(name, hit=False)
+        metrics.record_cache(read.name, hit=False)
         return _render(compute())
     tokens, entry = found
     body = _current(entry, tokens)
-    metrics.record_cache(name, hit=body is not None)
+    metrics.record_cache(read.name, hit=body is not None)
     if body is not None:
         return body
-    return _fill(key, tokens, compute)
+    return _fill(read.key, tokens, compute)
 
 
 def _current(entry: Any, tokens: str) -> bytes | None:
@@ -198,14 +246,14 @@ def post_scope(post_id: int) -> str:
     return f"post:{post_id}"
 
 
-def first_page_parts(request: HttpRequest) -> list[object] | None:
+def first_page_parts(request: HttpRequest) -> tuple[object, ...] | None:
     """Key parts of a cacheable first page, or None when the request asks for another page.
 
     The page's links are absolute URLs, so the scheme and host are part of the key.
     """
     if "cursor" in request.GET:
         return None
-    return [request.build_absolute_uri("/"), request.GET.get("page_size", "")]
+    return (request.build_absolute_uri("/"), request.GET.get("page_size", ""))
 
 
 async def cached_external(*, name: str, parts: Iterable[object], ttl: int, fetch: Callable[[], Awaitable[Any]]) -> Any:
@@ -215,7 +263,7 @@ async def cached_external(*, name: str, parts: Iterable[object], ttl: int, fetch
     Django's single sync thread (`cache.aget`), which the request's database work occupies:
     waiting for it would put the outbound call after the queries instead of beside them.
     """
-    key = ":".join([API_VERSION, name, *(str(part) for part in parts)])
+    key = _entry_key(name, parts)
     value = await sync_to_async(cache.get, thread_sensitive=False)(key)
     metrics.record_cache(name, hit=value is not None)
     if value is None:

@@ -31,6 +31,26 @@ def test_a_cached_read_costs_no_query(api_client, django_assert_num_queries) -> 
         assert again.content == first.content
 
 
+def redis_commands() -> dict[str, int]:
+    stats = get_redis_connection("default").info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(stat["calls"]) for name, stat in stats.items()}
+
+
+@pytest.mark.django_db
+def test_a_cached_read_is_one_redis_command_with_the_throttle(api_client, own_redis) -> None:
+    """The throttle's script reads the view's cache entry and tokens in its own round trip."""
+    post = PostFactory.create()
+    for path in cached_paths(post.author_id, post.pk):
+        first = api_client.get(path)
+        before = redis_commands()
+        again = api_client.get(path)
+        after = redis_commands()
+        assert again.content == first.content
+        ran = {name: after[name] - before.get(name, 0) for name in after if after[name] != before.get(name, 0)}
+        # One EVALSHA (its INCR and MGET run inside it) and this test's own INFO.
+        assert ran == {"evalsha": 1, "incr": 1, "mget": 1, "info": 1}, path
+
+
 @pytest.mark.django_db
 def test_detail_responses_carry_an_etag_and_answer_304(api_client, user) -> None:
     post = PostFactory.create(author=user)
@@ -120,7 +140,7 @@ def test_fifty_concurrent_misses_on_one_key_query_the_database_at_most_twice() -
     def miss() -> None:
         start.wait()
         try:
-            bodies.append(caching.cached_json(name="stampede", parts=[1], scopes=["test"], compute=slow_query))
+            bodies.append(caching.cached_json(caching.CachedRead("stampede", (1,), ("test",)), compute=slow_query))
         finally:
             connection.close()
 
@@ -176,7 +196,7 @@ def test_a_failed_fill_releases_the_waiters_at_once() -> None:
     for _ in range(2):
         started = time.monotonic()
         with pytest.raises(LookupError):
-            caching.cached_json(name="missing", parts=[1], scopes=["test"], compute=missing)
+            caching.cached_json(caching.CachedRead("missing", (1,), ("test",)), compute=missing)
         assert time.monotonic() - started < caching.FILL_WAIT_SECONDS / 2
 
 

@@ -1,4 +1,5 @@
 import asyncio
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -86,18 +87,27 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         user = services.user_create(**body.validated_data)
         return Response(UserPrivateSerializer(user).data, status=status.HTTP_201_CREATED)
 
+    @cached_property
+    def cached_read(self) -> caching.CachedRead | None:
+        """The cache entry this request reads, if any; the throttle fetches it in its own Redis
+        round trip (project/throttling.py). The private profile (with email) is never cached,
+        so never served to anyone else."""
+        if self.action == "retrieve" and not self._sees_private_profile():
+            user_id = int(self.kwargs["pk"])
+            return caching.CachedRead("user-profile", (user_id,), (caching.user_scope(user_id),))
+        if self.action == "posts" and (parts := caching.first_page_parts(self.request)) is not None:
+            user_id = int(self.kwargs["pk"])
+            return caching.CachedRead("user-posts", (user_id, *parts), (caching.user_scope(user_id),))
+        return None
+
+    def _sees_private_profile(self) -> bool:
+        return bool(self.request.user.is_staff or self.request.user.pk == int(self.kwargs["pk"]))
+
     def retrieve(self, request: Request, pk: str) -> HttpResponse:
-        user_id = int(pk)
-        if request.user.is_staff or request.user.pk == user_id:
-            # The private view (with email) is never cached, so never served to anyone else.
+        if (read := self.cached_read) is None:
             user = self._get_user(include_inactive=request.user.is_staff)
             return caching.json_response(request, orjson.dumps(UserPrivateSerializer(user).data))
-        body = caching.cached_json(
-            name="user-profile",
-            parts=[user_id],
-            scopes=[caching.user_scope(user_id)],
-            compute=lambda: UserPublicSerializer(self._get_user()).data,
-        )
+        body = caching.cached_json(read, compute=lambda: UserPublicSerializer(self._get_user()).data, request=request)
         return caching.json_response(request, body)
 
     def partial_update(self, request: Request, pk: str) -> Response:
@@ -128,13 +138,9 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             posts = self.paginate_queryset(post_list(author_id=user_id))
             return self.get_paginated_response(PostSerializer(posts, many=True).data).data
 
-        parts = caching.first_page_parts(request)
-        if parts is None:
+        if (read := self.cached_read) is None:
             return Response(page())
-        body = caching.cached_json(
-            name="user-posts", parts=[user_id, *parts], scopes=[caching.user_scope(user_id)], compute=page
-        )
-        return caching.json_response(request, body)
+        return caching.json_response(request, caching.cached_json(read, compute=page, request=request))
 
 
 class TokenView(APIView):
@@ -175,7 +181,7 @@ class UserOverviewView(AsyncAPIView):
             return UserOverviewSerializer(user).data
 
         return caching.cached_json(
-            name="user-overview", parts=[user_id], scopes=[caching.user_scope(user_id)], compute=compute
+            caching.CachedRead("user-overview", (user_id,), (caching.user_scope(user_id),)), compute=compute
         )
 
     @extend_schema(
