@@ -39,6 +39,11 @@ from users.serializers import (
 ID_PATTERN = r"[0-9]{1,18}"
 
 
+def public_profile_read(user_id: int) -> caching.CachedRead:
+    """A user's cached public profile; the private one (with email) is never cached."""
+    return caching.CachedRead("user-profile", (user_id,), (caching.user_scope(user_id),))
+
+
 @extend_schema_view(
     list=extend_schema(summary="Active users, newest first", parameters=[UserListQuerySerializer]),
     create=extend_schema(
@@ -90,11 +95,9 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @cached_property
     def cached_read(self) -> caching.CachedRead | None:
         """The cache entry this request reads, if any; the throttle fetches it in its own Redis
-        round trip (project/throttling.py). The private profile (with email) is never cached,
-        so never served to anyone else."""
+        round trip (project/throttling.py)."""
         if self.action == "retrieve" and not self._sees_private_profile():
-            user_id = int(self.kwargs["pk"])
-            return caching.CachedRead("user-profile", (user_id,), (caching.user_scope(user_id),))
+            return public_profile_read(int(self.kwargs["pk"]))
         if self.action == "posts" and (parts := caching.first_page_parts(self.request)) is not None:
             user_id = int(self.kwargs["pk"])
             return caching.CachedRead("user-posts", (user_id, *parts), (caching.user_scope(user_id),))
@@ -104,10 +107,12 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return bool(self.request.user.is_staff or self.request.user.pk == int(self.kwargs["pk"]))
 
     def retrieve(self, request: Request, pk: str) -> HttpResponse:
-        if (read := self.cached_read) is None:
+        if self._sees_private_profile():
             user = self._get_user(include_inactive=request.user.is_staff)
             return caching.json_response(request, orjson.dumps(UserPrivateSerializer(user).data))
-        body = caching.cached_json(read, compute=lambda: UserPublicSerializer(self._get_user()).data, request=request)
+        body = caching.cached_json(
+            public_profile_read(int(pk)), compute=lambda: UserPublicSerializer(self._get_user()).data, request=request
+        )
         return caching.json_response(request, body)
 
     def partial_update(self, request: Request, pk: str) -> Response:
