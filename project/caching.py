@@ -95,11 +95,16 @@ class _PendingEpoch:
             self._pending = True
 
     def flush(self) -> bool:
-        """Start the new epoch if one is pending; whether one was (values read before are stale)."""
+        """Start the new epoch if one is pending; whether one was (values read before are stale).
+
+        One thread starts it, under the lock: threads that each wrote their own epoch would each
+        read different tokens, and every request of the burst after an outage would miss and
+        compute its entry (a stampede on the database just when Redis is back).
+        """
         if not self._pending:
             return False
-        if cache.set(_generation_key(EPOCH_SCOPE), _new_token(), timeout=None):
-            with self._lock:
+        with self._lock:
+            if self._pending and cache.set(_generation_key(EPOCH_SCOPE), _new_token(), timeout=None):
                 self._pending = False
         return True
 
