@@ -118,7 +118,7 @@ def _lookup(read: CachedRead, prefetched: dict[str, Any] | None) -> tuple[str, A
     if _pending_epoch.flush():
         prefetched = None
     entry_key, *keys = read.lookup_keys
-    found = dict(prefetched) if prefetched is not None else cache.get_many(read.lookup_keys) or {}
+    found = dict(prefetched) if prefetched is not None else cache.get_many([entry_key, *keys]) or {}
     missing = [generation for generation in keys if generation not in found]
     if missing:
         # A scope never written (or evicted) gets a fresh token, never a default one: an entry
