@@ -136,7 +136,8 @@ def production_env(
         "REDIS_URL": redis_url,
         "CACHE_KEY_PREFIX": CACHE_KEY_PREFIX,
         **{name: value for name, value in chosen.items() if value},
-        "LOG_LEVEL": "WARNING",
+        # INFO: the access line of every request is written, as in production.
+        "LOG_LEVEL": "INFO",
         **dict.fromkeys(("THROTTLE_ANON", "THROTTLE_USER", "THROTTLE_AUTH"), UNLIMITED_THROTTLE),
     }
 
