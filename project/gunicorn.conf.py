@@ -28,13 +28,14 @@ else:
     threads = env_int("GUNICORN_THREADS", 4, minimum=1)
 
 bind = [env_str("BIND", "127.0.0.1:8000")]
-# Every worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads new
-# connections over them. With one shared socket the worker that wakes first accepts a whole
-# burst of keep-alive connections and the other idles: 972-1,337 req/s on /healthz against
-# 2,246-2,881 with it (docs/performance.md).
-reuse_port = True
+# One listening socket, held by the master and shared by the workers, not SO_REUSEPORT's socket
+# per worker. reuse_port measured better balance under wrk (docs/performance.md), but a worker's
+# own socket dies with it: after a SIGKILL of one worker, connections queued on its socket, and
+# new ones hashed to it until the kernel drops it, were reset (tests/test_faults.py). The shared
+# socket keeps accepting for the live workers and the respawned one.
+reuse_port = False
 # The C parser from gunicorn_h1c (a dependency), and gunicorn's pure-Python one wherever the
-# extension cannot be imported: +6-14 % on the trivial view, up to 2x on a cached profile.
+# extension cannot be imported.
 http_parser = "auto"
 workers = env_int("WEB_CONCURRENCY", max(2, cpu_count()), minimum=1)
 timeout = env_int("GUNICORN_TIMEOUT", 30, minimum=1)

@@ -1,9 +1,8 @@
-"""gunicorn's part of the lean request path: what was measured to matter must not come back.
+"""gunicorn's part of the request path, read the way gunicorn loads project/gunicorn.conf.py.
 
-Each worker gets a listening socket of its own (SO_REUSEPORT), or one worker takes every
-keep-alive connection of a burst and the other idles; requests are parsed by gunicorn_h1c's
-C parser, not the pure-Python one (docs/performance.md has the A/B numbers). These read the
-configuration the way gunicorn itself loads it, from project/gunicorn.conf.py.
+Requests are parsed by gunicorn_h1c's C parser, not the pure-Python one. The workers share the
+master's listening socket (no SO_REUSEPORT): a socket of each worker's own would die with the
+worker and reset the connections queued on it (tests/test_faults.py, docs/performance.md).
 """
 
 import runpy
@@ -28,10 +27,10 @@ def gunicorn_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, server_mode
 
 
 @pytest.mark.parametrize("server_mode", ["wsgi", "asgi"])
-def test_every_worker_listens_on_its_own_socket(
+def test_workers_share_the_masters_listening_socket(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, server_mode: str
 ) -> None:
-    assert gunicorn_config(monkeypatch, tmp_path, server_mode).reuse_port is True
+    assert gunicorn_config(monkeypatch, tmp_path, server_mode).reuse_port is False
 
 
 def test_requests_are_parsed_by_the_c_parser(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
