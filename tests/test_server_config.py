@@ -12,7 +12,7 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.http import message
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from tests.live_server import BASE_DIR
 
 
 def gunicorn_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, server_mode: str) -> Config:
