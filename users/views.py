@@ -72,8 +72,13 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             return [IsAuthenticated(), IsSelfOrStaff()]
         return [AllowAny()]
 
-    def _get_user(self, *, include_inactive: bool = False) -> User:
-        user = selectors.user_get(user_id=int(self.kwargs["pk"]), include_inactive=include_inactive)
+    def _get_user(self, *, include_inactive: bool = False, public: bool = False) -> User:
+        """The user of the URL; `public`: an active user with only the columns anyone may see."""
+        user_id = int(self.kwargs["pk"])
+        if public:
+            user = selectors.user_public_get(user_id=user_id)
+        else:
+            user = selectors.user_get(user_id=user_id, include_inactive=include_inactive)
         if user is None:
             raise NotFound("No such user.")
         self.check_object_permissions(self.request, user)
@@ -111,7 +116,9 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             user = self._get_user(include_inactive=request.user.is_staff)
             return caching.json_response(request, orjson.dumps(UserPrivateSerializer(user).data))
         body = caching.cached_json(
-            public_profile_read(int(pk)), compute=lambda: UserPublicSerializer(self._get_user()).data, request=request
+            public_profile_read(int(pk)),
+            compute=lambda: UserPublicSerializer(self._get_user(public=True)).data,
+            request=request,
         )
         return caching.json_response(request, body)
 
