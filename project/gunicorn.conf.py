@@ -24,7 +24,10 @@ if server_mode == "asgi":
     worker_class = "uvicorn_worker.UvicornWorker"
 else:
     wsgi_app = "project.wsgi:application"
-    worker_class = "gthread"
+    # gthread, where a worker listens only while it holds no more connections than any other:
+    # on the shared socket below, the stock worker often takes a whole burst of keep-alive
+    # connections while the other idles (project/server_worker.py).
+    worker_class = "project.server_worker.BalancedThreadWorker"
     threads = env_int("GUNICORN_THREADS", 4, minimum=1)
 
 bind = [env_str("BIND", "127.0.0.1:8000")]
@@ -32,7 +35,8 @@ bind = [env_str("BIND", "127.0.0.1:8000")]
 # per worker. reuse_port measured better balance under wrk (docs/performance.md), but a worker's
 # own socket dies with it: after a SIGKILL of one worker, connections queued on its socket, and
 # new ones hashed to it until the kernel drops it, were reset (tests/test_faults.py). The shared
-# socket keeps accepting for the live workers and the respawned one.
+# socket keeps accepting for the live workers and the respawned one; BalancedThreadWorker gives
+# the balance back.
 reuse_port = False
 # The C parser from gunicorn_h1c (a dependency), and gunicorn's pure-Python one wherever the
 # extension cannot be imported.

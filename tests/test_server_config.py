@@ -2,17 +2,20 @@
 
 Requests are parsed by gunicorn_h1c's C parser, not the pure-Python one. The workers share the
 master's listening socket (no SO_REUSEPORT): a socket of each worker's own would die with the
-worker and reset the connections queued on it (tests/test_faults.py, docs/performance.md).
+worker and reset the connections queued on it (tests/test_faults.py, docs/performance.md); they
+still share a burst of keep-alive connections evenly (project/server_worker.py).
 """
 
+import os
 import runpy
+import socket
 from pathlib import Path
 
 import pytest
 from gunicorn.config import Config
 from gunicorn.http import message
 
-from tests.live_server import BASE_DIR
+from tests.live_server import BASE_DIR, running_gunicorn
 
 
 def gunicorn_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, server_mode: str) -> Config:
@@ -37,3 +40,45 @@ def test_requests_are_parsed_by_the_c_parser(monkeypatch: pytest.MonkeyPatch, tm
     config = gunicorn_config(monkeypatch, tmp_path, "wsgi")
     assert config.http_parser == "auto"  # the pure-Python parser stays the fallback
     assert message._check_fast_parser(config) is True
+
+
+def established_connections(worker_pid: int, port: int) -> int:
+    """Sockets of one process connected to `port` on this side (its accepted connections)."""
+    inodes = set()
+    for descriptor in Path(f"/proc/{worker_pid}/fd").iterdir():
+        target = os.readlink(descriptor) if descriptor.is_symlink() else ""
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    count = 0
+    for line in Path(f"/proc/{worker_pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
+        count += local_port == port and state == ESTABLISHED and inode in inodes
+    return count
+
+
+ESTABLISHED = "01"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_of_keep_alive_connections_is_shared_by_the_workers(tmp_path: Path) -> None:
+    """32 connections opened at once, as a load balancer's pool or wrk opens them, and kept:
+    each of the two workers holds half (the stock gthread worker often takes all of them)."""
+    with running_gunicorn(tmp_path) as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
+        try:
+            for sock in sockets:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            for sock in sockets:
+                assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            workers = [
+                int(pid)
+                for pid in Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+            ]
+            held = sorted(established_connections(pid, port) for pid in workers)
+        finally:
+            for sock in sockets:
+                sock.close()
+    assert sum(held) == 32
+    assert held[-1] - held[0] <= 2, held
