@@ -215,9 +215,9 @@ def _database(url: str, *, variable: str) -> dict[str, Any]:
     else:
         database["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
         database["CONN_HEALTH_CHECKS"] = True
-    if METRICS_ENABLED:
-        # Query counts, durations and errors per alias (django_db_*), on top of Django's backend.
-        database["ENGINE"] = "django_prometheus.db.backends.postgresql"
+    # Django's backend with a health check that needs no round trip (project/db_backend), and
+    # with query counts, durations and errors per alias (django_db_*) when metrics are on.
+    database["ENGINE"] = "project.db_backend.prometheus" if METRICS_ENABLED else "project.db_backend.postgresql"
     return database
 
 

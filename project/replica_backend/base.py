@@ -12,7 +12,8 @@ request, never into an error (only outside a transaction, where a read is safe t
 A connection to the primary made this way is closed at the end of the request, so that the
 replica gets its reads back once it answers again (see `ReplicaHealth`).
 
-Built on the same backend as the primary: django-prometheus's when metrics are on.
+Built on the same backend as the primary (project.db_backend): django-prometheus's when
+metrics are on, and with the health check that needs no round trip.
 """
 
 import logging
@@ -23,13 +24,14 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
 from django.db.backends.postgresql import base as postgresql
 from django.db.backends.utils import CursorWrapper
-from django_prometheus.db.backends.postgresql import base as instrumented
 
+from project.db_backend.postgresql import base as plain
+from project.db_backend.prometheus import base as instrumented
 from project.db_routing import replica_health
 
 logger = logging.getLogger(__name__)
 
-_Base: Any = instrumented.DatabaseWrapper if settings.METRICS_ENABLED else postgresql.DatabaseWrapper
+_Base: Any = instrumented.DatabaseWrapper if settings.METRICS_ENABLED else plain.DatabaseWrapper
 
 
 class _RetryOnPrimaryMixin:
