@@ -3,13 +3,12 @@
 Every middleware here follows Django's hybrid pattern (sync_capable and async_capable): under
 ASGI it runs as a coroutine on the event loop. A sync-only middleware, or a MiddlewareMixin
 hook, costs a thread hop per request (sync_to_async) under ASGI: docs/performance.md measured
-them. The subclasses of django-prometheus's two middlewares (same django_http_* metrics) and of
-four of Django's own run their hooks inline on the event loop (_InlineHooks).
+them. The subclasses of four of Django's own run their hooks inline on the event loop
+(_InlineHooks).
 
 RequestIdMiddleware goes first in MIDDLEWARE, so that its id covers every log line of the
 request and its access line times the whole middleware stack. RequestMetricsMiddleware is
-dropped with METRICS_ENABLED=false (with django-prometheus's own middlewares), which is how
-their cost was measured (docs/observability.md).
+dropped with METRICS_ENABLED=false, which is how its cost was measured (docs/observability.md).
 """
 
 import logging
@@ -28,7 +27,6 @@ from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponse
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.utils.functional import SimpleLazyObject, empty
-from django_prometheus import middleware as django_prometheus
 from rest_framework.settings import api_settings
 
 from project import metrics
@@ -163,6 +161,36 @@ class RequestMetricsMiddleware(_HybridMiddleware):
         metrics.observe_request(request, response, seconds)
 
 
+API_PATH_PREFIX = "/api/"
+
+
+def serves_a_browser(request: HttpRequest) -> bool:
+    """Whether a request may need what only browsers use: a session, the user signed in through
+    it, flash messages.
+
+    API clients authenticate with a token and send no cookie; their responses are JSON. A call
+    to /api/ with a cookie (a browser signed in to the admin, a read-your-writes cookie) still
+    goes through the whole stack: DRF's session authentication reads the session's user.
+    """
+    return bool(request.META.get("HTTP_COOKIE")) or not request.path_info.startswith(API_PATH_PREFIX)
+
+
+class _BrowserOnly:
+    """Passes a request that does not serve a browser straight to the rest of the stack.
+
+    About a quarter of an API call's middleware time went to building a session, a lazy user and
+    a message store (a cookie signer included) for a client that sends no cookie
+    (docs/performance.md).
+    """
+
+    get_response: Any
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if serves_a_browser(request):
+            return super().__call__(request)  # type: ignore[misc]
+        return self.get_response(request)
+
+
 class ContentSecurityPolicyMiddleware(_HybridMiddleware):
     """CONTENT_SECURITY_POLICY on every HTML page (landing, admin, Swagger UI) that has none.
 
@@ -214,20 +242,12 @@ class _InlineHooks:
         return False
 
 
-class PrometheusBeforeMiddleware(_InlineHooks, django_prometheus.PrometheusBeforeMiddleware):
-    """django-prometheus's first middleware (django_http_requests_before_middlewares_total...)."""
-
-
-class PrometheusAfterMiddleware(_InlineHooks, django_prometheus.PrometheusAfterMiddleware):
-    """django-prometheus's last middleware (django_http_* by view, method, status...)."""
-
-
 # Django's own middlewares whose hooks are I/O-free on the hot path. SecurityMiddleware,
 # CsrfViewMiddleware and XFrameOptionsMiddleware stay Django's classes: `check --deploy` looks
 # for their exact paths, and without them it would skip the HSTS, SSL and CSRF cookie checks.
 
 
-class SessionMiddleware(_InlineHooks, DjangoSessionMiddleware):
+class SessionMiddleware(_BrowserOnly, _InlineHooks, DjangoSessionMiddleware):
     """Django's, with the response hook in a thread only when it saves the session."""
 
     def response_needs_thread(self, request: HttpRequest, response: HttpResponse) -> bool:
@@ -239,11 +259,11 @@ class CommonMiddleware(_InlineHooks, DjangoCommonMiddleware):
     """Django's (user-agent check, slash redirects, Content-Length): no I/O."""
 
 
-class AuthenticationMiddleware(_InlineHooks, DjangoAuthenticationMiddleware):
+class AuthenticationMiddleware(_BrowserOnly, _InlineHooks, DjangoAuthenticationMiddleware):
     """Django's: sets the lazy request.user and request.auser, loads nothing itself."""
 
 
-class MessageMiddleware(_InlineHooks, DjangoMessageMiddleware):
+class MessageMiddleware(_BrowserOnly, _InlineHooks, DjangoMessageMiddleware):
     """Django's, with the response hook in a thread only when messages were read or added
     (storing them may load the session)."""
 

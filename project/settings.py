@@ -87,20 +87,17 @@ METRICS_TOKEN = env_str("METRICS_TOKEN")
 if PRODUCTION and METRICS_TOKEN and len(METRICS_TOKEN) < 32:
     raise ConfigurationError("METRICS_TOKEN is too short: use at least 32 random characters")
 
-_METRICS_MIDDLEWARE = {
-    "project.middleware.PrometheusBeforeMiddleware",
-    "project.middleware.RequestMetricsMiddleware",
-    "project.middleware.PrometheusAfterMiddleware",
-}
 # Under ASGI every middleware must be async-capable: a sync-only one makes Django run it, and
 # every middleware above it, in a thread per request, and each MiddlewareMixin hook costs a
-# thread hop (docs/performance.md, issue 5). project.middleware's subclasses of Django's and
-# django-prometheus's middlewares run their I/O-free hooks on the event loop. Static files:
-# WhiteNoise under WSGI, its async fork ServeStatic (same files, same headers) under ASGI.
+# thread hop (docs/performance.md, issue 5). project.middleware's subclasses of Django's
+# middlewares run their I/O-free hooks on the event loop. Static files: WhiteNoise under WSGI,
+# its async fork ServeStatic (same files, same headers) under ASGI.
+# Requests are counted and timed once, by RequestMetricsMiddleware (postline_http_*, what the
+# alert rules read); django-prometheus's two middlewares counted the same requests again as
+# django_http_* at 68 us a request (docs/performance.md).
 MIDDLEWARE = [
     # First: its request id is on every log line of the request, its access line times the rest.
     "project.middleware.RequestIdMiddleware",
-    "project.middleware.PrometheusBeforeMiddleware",
     "project.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware"
@@ -115,10 +112,9 @@ MIDDLEWARE = [
     "project.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "project.middleware.ContentSecurityPolicyMiddleware",
-    "project.middleware.PrometheusAfterMiddleware",
 ]
 if not METRICS_ENABLED:
-    MIDDLEWARE = [name for name in MIDDLEWARE if name not in _METRICS_MIDDLEWARE]
+    MIDDLEWARE.remove("project.middleware.RequestMetricsMiddleware")
 
 ROOT_URLCONF = "project.urls"
 WSGI_APPLICATION = "project.wsgi.application"

@@ -120,23 +120,10 @@ postline_http_request_duration_seconds_count{method="GET",route="/metrics"} 1000
 postline_http_request_duration_seconds_sum{method="GET",route="/metrics"} 1.0
 """
 
-DJANGO_SCRAPE = """\
-# TYPE django_http_requests_latency_seconds_by_view_method histogram
-django_http_requests_latency_seconds_by_view_method_count{method="GET",view="post-list"} 4.0
-django_http_requests_latency_seconds_by_view_method_sum{method="GET",view="post-list"} 0.2
-django_http_requests_latency_seconds_by_view_method_count{method="GET",view="prometheus-django-metrics"} 50.0
-django_http_requests_latency_seconds_by_view_method_sum{method="GET",view="prometheus-django-metrics"} 0.1
-"""
-
 
 def test_mean_from_metrics_leaves_out_scrapes_and_probes() -> None:
     assert mean_from_metrics(SCRAPE, route=None) == (pytest.approx(0.025), 40, "postline_http_request_duration_seconds")
     assert mean_from_metrics(SCRAPE, route="/api/posts/")[:2] == (pytest.approx(0.02), 30)
-
-
-def test_mean_from_metrics_falls_back_to_django_prometheus() -> None:
-    mean, count, metric = mean_from_metrics(DJANGO_SCRAPE, route=None)
-    assert (mean, count, metric) == (pytest.approx(0.05), 4, "django_http_requests_latency_seconds_by_view_method")
 
 
 def test_a_scrape_without_durations_is_a_command_error() -> None:

@@ -170,7 +170,7 @@ def test_container_command_serves_readyz_healthz_and_metrics_in_production(conta
     assert request(f"{base_url}/healthz")[0] == 200
     metrics_status, _, metrics = request(f"{base_url}/metrics")
     assert metrics_status == 200
-    assert b"django_http_requests_before_middlewares_total" in metrics
+    assert b"postline_http_requests_total" in metrics
     # Production settings are in force: everything else redirects to https.
     assert request(f"{base_url}/api/docs/")[0] == 301
 

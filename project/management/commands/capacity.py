@@ -6,8 +6,7 @@
 The average response time comes from one of:
 - `--url`: a short live measurement (stdlib threads and http.client, bounded in requests and
   time, loopback only unless --allow-remote);
-- `--metrics-url`: a /metrics scrape (mean of postline_http_request_duration_seconds, or of
-  django-prometheus' django_http_requests_latency_seconds_by_view_method);
+- `--metrics-url`: a /metrics scrape (mean of postline_http_request_duration_seconds);
 - `--avg-response-ms`: a figure measured elsewhere.
 `--measured-rps` compares the prediction with a load test's measured throughput.
 """
@@ -34,11 +33,7 @@ from project.capacity import cpu_count, predicted_throughput, recommended_pool_s
 REQUEST_TIMEOUT_S = 10.0
 # Scrapes and probes are frequent and cheap; averaging them in would flatter the mean.
 EXCLUDED_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
-EXCLUDED_VIEWS = frozenset({"prometheus-django-metrics", "healthz", "readyz"})
-DURATION_METRICS = (
-    ("postline_http_request_duration_seconds", "route", EXCLUDED_ROUTES),
-    ("django_http_requests_latency_seconds_by_view_method", "view", EXCLUDED_VIEWS),
-)
+DURATION_METRIC = "postline_http_request_duration_seconds"
 
 
 # --- where the target is ------------------------------------------------------------------------
@@ -178,23 +173,22 @@ class LiveMeasurement:
 
 def mean_from_metrics(text: str, *, route: str | None) -> tuple[float, int, str]:
     """Mean request duration (s), request count and the metric used, from Prometheus text."""
-    for name, label, excluded in DURATION_METRICS:
-        total = count = 0.0
-        found = False
-        for family in text_string_to_metric_families(text):
-            if family.name != name:
+    total = count = 0.0
+    found = False
+    for family in text_string_to_metric_families(text):
+        if family.name != DURATION_METRIC:
+            continue
+        for sample in family.samples:
+            value = sample.labels.get("route", "")
+            if (route is not None and value != route) or (route is None and value in EXCLUDED_ROUTES):
                 continue
-            for sample in family.samples:
-                value = sample.labels.get(label, "")
-                if (route is not None and value != route) or (route is None and value in excluded):
-                    continue
-                if sample.name == f"{name}_sum":
-                    total += sample.value
-                    found = True
-                elif sample.name == f"{name}_count":
-                    count += sample.value
-        if found and count > 0:
-            return total / count, int(count), name
+            if sample.name == f"{DURATION_METRIC}_sum":
+                total += sample.value
+                found = True
+            elif sample.name == f"{DURATION_METRIC}_count":
+                count += sample.value
+    if found and count > 0:
+        return total / count, int(count), DURATION_METRIC
     where = f" for {route}" if route else ""
     raise CommandError(f"--metrics-url: no request durations{where} in the scrape (no traffic yet?)")
 
