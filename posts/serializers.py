@@ -1,21 +1,21 @@
 from rest_framework import serializers
 
 from posts.models import Post
-from project.api import StrictModelSerializer
+from project.api import OutputModelSerializer, StrictModelSerializer
 from users.models import User
 
 BODY_MAX_LENGTH = 20_000
 SEARCH_MAX_LENGTH = 200
 
 
-class AuthorSerializer(serializers.ModelSerializer):
+class AuthorSerializer(OutputModelSerializer):
     class Meta:
         model = User
         fields = ("id", "name")
         read_only_fields = fields
 
 
-class PostSerializer(serializers.ModelSerializer):
+class PostSerializer(OutputModelSerializer):
     author = AuthorSerializer(read_only=True)
 
     class Meta:

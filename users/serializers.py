@@ -4,7 +4,7 @@ from typing import Any
 from rest_framework import serializers
 
 from posts.serializers import PostSerializer
-from project.api import StrictModelSerializer, StrictSerializer
+from project.api import OutputModelSerializer, StrictModelSerializer, StrictSerializer
 from users.models import User
 
 METADATA_MAX_BYTES = 4096
@@ -57,7 +57,7 @@ class MetadataField(serializers.JSONField):
         return value
 
 
-class UserPublicSerializer(serializers.ModelSerializer):
+class UserPublicSerializer(OutputModelSerializer):
     """What anyone may see of a user: never the email."""
 
     class Meta:
