@@ -55,18 +55,12 @@ class PostViewSet(viewsets.GenericViewSet):
         query.is_valid()
         return query
 
-    @cached_property
-    def cached_read(self) -> caching.CachedRead | None:
-        """The cache entry this request reads, if any; the throttle fetches it in its own Redis
-        round trip (project/throttling.py). Only the unfiltered feed's first page is cached."""
-        if self.action == "retrieve":
-            return post_detail_read(int(self.kwargs["pk"]))
-        if self.action == "list":
-            query = self._list_query
-            filters = query.validated_data.get("author") is not None or query.validated_data.get("search")
-            parts = None if query.errors or filters else caching.first_page_parts(self.request)
-            return None if parts is None else caching.CachedRead("feed", parts, (caching.FEED_SCOPE,))
-        return None
+    def _feed_page_read(self) -> caching.CachedRead | None:
+        """The cache entry of the unfiltered feed's first page; nothing else in a list is cached."""
+        query = self._list_query
+        filters = query.validated_data.get("author") is not None or query.validated_data.get("search")
+        parts = None if query.errors or filters else caching.first_page_parts(self.request)
+        return None if parts is None else caching.CachedRead("feed", parts, (caching.FEED_SCOPE,))
 
     def list(self, request: Request) -> Response | HttpResponse:
         query = self._list_query
@@ -77,9 +71,9 @@ class PostViewSet(viewsets.GenericViewSet):
             posts = self.paginate_queryset(selectors.post_list(author_id=author_id, search=search))
             return self.get_paginated_response(PostSerializer(posts, many=True).data).data
 
-        if (read := self.cached_read) is None:
+        if (read := self._feed_page_read()) is None:
             return Response(page())
-        return caching.json_response(request, caching.cached_json(read, compute=page, request=request))
+        return caching.json_response(request, caching.cached_json(read, compute=page))
 
     def create(self, request: Request) -> Response:
         body = PostWriteSerializer(data=request.data)
@@ -88,9 +82,7 @@ class PostViewSet(viewsets.GenericViewSet):
         return Response(PostSerializer(post).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> HttpResponse:
-        body = caching.cached_json(
-            post_detail_read(int(pk)), compute=lambda: PostSerializer(self._get_post()).data, request=request
-        )
+        body = caching.cached_json(post_detail_read(int(pk)), compute=lambda: PostSerializer(self._get_post()).data)
         return caching.json_response(request, body)
 
     def partial_update(self, request: Request, pk: str, *args: Any, **kwargs: Any) -> Response:

@@ -10,8 +10,9 @@ Each scope ("user:42", "post:7", "feed", "authors") has a generation token store
 A write replaces the tokens of the scopes it touches. An entry carries the tokens it was
 built under, and is served only while they are still the current ones: a write makes every
 entry of its scopes stale at once, without scanning keys. One MGET reads an entry together
-with the current tokens, so a hit costs one round trip to Redis; in a throttled API view the
-throttle's own round trip reads them (`prefetch_keys`), so a hit costs no round trip of its own.
+with the current tokens, so a hit costs one round trip to Redis; a hit this process has served
+before costs none: project/local_cache.py keeps the tokens and entries in memory and learns of
+every token a write replaces, on any worker, from Redis's invalidation messages.
 
 Entries hold rendered JSON bytes, so a hit costs no serializer and no renderer. When a hot
 entry is missing, one process computes it while the others wait briefly for its result
@@ -26,7 +27,7 @@ import hashlib
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -40,6 +41,7 @@ from django_redis.cache import RedisCache
 
 from project import metrics
 from project.db_routing import primary_reads
+from project.local_cache import local_layer
 
 # The default cache is django-redis; its methods answer None where an error was swallowed.
 cache = cast(RedisCache, default_cache)
@@ -112,13 +114,26 @@ class _PendingEpoch:
 _pending_epoch = _PendingEpoch()
 
 
-def _lookup(read: CachedRead, prefetched: dict[str, Any] | None) -> tuple[str, Any] | None:
+def _redis_name(key: str) -> str:
+    return str(cache.client.make_key(key))
+
+
+def _lookup(read: CachedRead) -> tuple[str, Any] | None:
     """The current tokens of the epoch and the read's scopes (joined) and its entry (None if
-    absent), read together, or taken from `prefetched`; None when Redis cannot be used."""
+    absent), from this process's layer when it knows them (project/local_cache.py), else read
+    together from Redis; None when Redis cannot be used."""
     if _pending_epoch.flush():
-        prefetched = None
+        local_layer.forget_tokens([_redis_name(_generation_key(EPOCH_SCOPE))])
     entry_key, *keys = read.lookup_keys
-    found = dict(prefetched) if prefetched is not None else cache.get_many([entry_key, *keys]) or {}
+    names = [_redis_name(key) for key in keys]
+    local = local_layer.tokens(cache.client.get_client(write=False), _redis_name(_generation_key("")), names)
+    if local is not None:
+        tokens = ".".join(str(token) for token in local)
+        entry = local_layer.entry(entry_key)
+        if _current(entry, tokens) is not None:
+            return tokens, entry
+    read_since = local_layer.invalidations
+    found = cache.get_many([entry_key, *keys]) or {}
     missing = [generation for generation in keys if generation not in found]
     if missing:
         # A scope never written (or evicted) gets a fresh token, never a default one: an entry
@@ -129,36 +144,21 @@ def _lookup(read: CachedRead, prefetched: dict[str, Any] | None) -> tuple[str, A
     if any(generation not in found for generation in keys):
         _pending_epoch.mark()
         return None
-    return ".".join(str(found[generation]) for generation in keys), found.get(entry_key)
-
-
-# --- prefetch: a read's keys fetched by another Redis call of the same request ---------------
-
-_PREFETCHED = "_postline_prefetched_cache"
-
-
-def prefetch_keys(read: CachedRead) -> list[str]:
-    """The Redis keys (prefixed) of `read`'s lookup, for a call that fetches them in its own
-    round trip and hands the values to `remember_prefetched` (the throttle does)."""
-    return [cache.client.make_key(key) for key in read.lookup_keys]
-
-
-def remember_prefetched(request: HttpRequest, read: CachedRead, values: Sequence[bytes | None]) -> None:
-    """Keep the raw values of `prefetch_keys(read)` on the request, for `cached_json`."""
-    keys = read.lookup_keys
-    found = {key: cache.client.decode(value) for key, value in zip(keys, values, strict=True) if value is not None}
-    setattr(request, _PREFETCHED, (read, found))
-
-
-def _prefetched(request: HttpRequest | None, read: CachedRead) -> dict[str, Any] | None:
-    remembered = getattr(request, _PREFETCHED, None)
-    return remembered[1] if remembered is not None and remembered[0] == read else None
+    local_layer.remember_tokens(
+        {name: found[key] for name, key in zip(names, keys, strict=True)}, read_since=read_since
+    )
+    tokens = ".".join(str(found[generation]) for generation in keys)
+    entry = found.get(entry_key)
+    if _current(entry, tokens) is not None:
+        local_layer.remember_entry(entry_key, entry)
+    return tokens, entry
 
 
 def invalidate(*scopes: str) -> None:
     """Make every cached entry of these scopes unreachable. Call after the write commits."""
     # cache.set answers True, or None when django-redis swallowed an error (Redis down).
     written = [cache.set(_generation_key(scope), _new_token(), timeout=None) for scope in scopes]
+    local_layer.forget_tokens([_redis_name(_generation_key(scope)) for scope in scopes])
     if not all(written):
         _pending_epoch.mark()
 
@@ -167,10 +167,9 @@ def _render(data: Any) -> bytes:
     return orjson.dumps(data)
 
 
-def cached_json(read: CachedRead, *, compute: Callable[[], Any], request: HttpRequest | None = None) -> bytes:
-    """The JSON bytes of `compute()`, from the cache when possible; `request` brings the
-    lookup's values when the throttle has already read them (`remember_prefetched`)."""
-    found = _lookup(read, _prefetched(request, read))
+def cached_json(read: CachedRead, *, compute: Callable[[], Any]) -> bytes:
+    """The JSON bytes of `compute()`, from the cache when possible."""
+    found = _lookup(read)
     if found is None:
         metrics.record_cache(read.name, hit=False)
         return _render(compute())
@@ -213,6 +212,7 @@ def _fill(key: str, tokens: str, compute: Callable[[], Any]) -> bytes:
         with primary_reads():
             body = _render(compute())
         cache.set(key, (tokens, body), timeout=settings.CACHE_TTL)
+        local_layer.remember_entry(key, (tokens, body))
     finally:
         if acquired:
             cache.delete(lock_key)

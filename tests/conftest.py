@@ -13,7 +13,7 @@ from django_redis.cache import RedisCache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from project import embedded
+from project import embedded, throttling
 from project.redis_breaker import breaker
 from tests.factories import UserFactory
 from users.models import User
@@ -38,10 +38,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(autouse=True)
 def _empty_cache() -> Iterator[None]:
-    """Every test starts and ends with no Postline keys in Redis (other keys are left alone)
-    and a closed circuit breaker."""
+    """Every test starts and ends with no Postline keys in Redis (other keys are left alone),
+    no throttle counts held back in this process and a closed circuit breaker."""
     redis_cache = cast(RedisCache, cache)
     breaker.reset()
+    throttling.local_counts.clear()
     redis_cache.delete_pattern("*")
     yield
     breaker.reset()

@@ -3,6 +3,7 @@
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from django_redis import get_redis_connection
 
 from project import embedded
 from project.api import QUERY_TOO_SLOW
@@ -10,6 +11,11 @@ from tests.conftest import client_for
 from tests.live_server import run_python
 
 pytestmark = pytest.mark.django_db
+
+
+def redis_calls(command: str) -> int:
+    stats = get_redis_connection("default").info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
 
 
 def with_rates(settings, **rates: str) -> None:
@@ -40,6 +46,17 @@ def test_signed_in_users_have_their_own_budget(api_client, user, settings) -> No
     signed_in = client_for(user)
     assert [signed_in.get("/api/posts/").status_code for _ in range(4)] == [200, 200, 200, 429]
     assert api_client.get("/api/posts/").status_code == 200
+
+
+def test_a_high_limit_is_counted_in_batches_and_enforced_exactly(api_client, settings) -> None:
+    """300 a day: batches of 3 (project/throttling.py), so a third of the requests far from the
+    limit reach Redis, and from a batch below it every request does; the 301st is refused."""
+    with_rates(settings, anon="300/day")
+    script_calls = redis_calls("evalsha")
+    statuses = [api_client.get("/api/posts/").status_code for _ in range(30)]
+    assert redis_calls("evalsha") - script_calls == 10
+    statuses += [api_client.get("/api/posts/").status_code for _ in range(271)]
+    assert statuses == [200] * 300 + [429]
 
 
 def test_throttling_fails_open_when_redis_is_down(api_client, own_redis, settings) -> None:

@@ -1,5 +1,4 @@
 import asyncio
-from functools import cached_property
 from typing import Any
 
 import orjson
@@ -97,16 +96,12 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         user = services.user_create(**body.validated_data)
         return Response(UserPrivateSerializer(user).data, status=status.HTTP_201_CREATED)
 
-    @cached_property
-    def cached_read(self) -> caching.CachedRead | None:
-        """The cache entry this request reads, if any; the throttle fetches it in its own Redis
-        round trip (project/throttling.py)."""
-        if self.action == "retrieve" and not self._sees_private_profile():
-            return public_profile_read(int(self.kwargs["pk"]))
-        if self.action == "posts" and (parts := caching.first_page_parts(self.request)) is not None:
-            user_id = int(self.kwargs["pk"])
-            return caching.CachedRead("user-posts", (user_id, *parts), (caching.user_scope(user_id),))
-        return None
+    def _posts_page_read(self) -> caching.CachedRead | None:
+        """The cache entry of a user's first page of posts; later pages are not cached."""
+        if (parts := caching.first_page_parts(self.request)) is None:
+            return None
+        user_id = int(self.kwargs["pk"])
+        return caching.CachedRead("user-posts", (user_id, *parts), (caching.user_scope(user_id),))
 
     def _sees_private_profile(self) -> bool:
         return bool(self.request.user.is_staff or self.request.user.pk == int(self.kwargs["pk"]))
@@ -118,7 +113,6 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         body = caching.cached_json(
             public_profile_read(int(pk)),
             compute=lambda: UserPublicSerializer(self._get_user(public=True)).data,
-            request=request,
         )
         return caching.json_response(request, body)
 
@@ -150,9 +144,9 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             posts = self.paginate_queryset(post_list(author_id=user_id))
             return self.get_paginated_response(PostSerializer(posts, many=True).data).data
 
-        if (read := self.cached_read) is None:
+        if (read := self._posts_page_read()) is None:
             return Response(page())
-        return caching.json_response(request, caching.cached_json(read, compute=page, request=request))
+        return caching.json_response(request, caching.cached_json(read, compute=page))
 
 
 class TokenView(APIView):

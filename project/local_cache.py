@@ -1,0 +1,144 @@
+"""The in-process layer in front of Redis: a hot cached read with no network round trip.
+
+project/caching.py serves an entry only while the generation tokens it was built under are the
+current ones, and those tokens live in Redis, so every hit used to cost a round trip to read
+them. This layer keeps, per process, the tokens it has read and the entries it has served, and
+learns of every token a write replaces through Redis's own invalidation messages: one
+connection per process runs `CLIENT TRACKING on REDIRECT <itself> BCAST PREFIX <tokens' prefix>`
+and is subscribed to `__redis__:invalidate`, so Redis tells it the name of each token key that
+any process changes (Redis 6+; redis-py's client-side cache needs 7.4).
+
+A write on another worker is seen by the next read here: before it trusts a local token, a
+lookup reads what has arrived on that connection (a poll with no wait, no round trip). Redis
+queues the message before it answers the writer, so it is on this socket before the writer's
+client can send its next request anywhere. Tokens are trusted only while the connection is up;
+when it drops (Redis down or restarted) the layer forgets everything and reads go to Redis until
+it reconnects, at most once per CACHE_BREAKER_COOLDOWN. A token read from Redis is remembered
+only if no invalidation arrived meanwhile, so a token replaced during the read is never kept.
+"""
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from django.conf import settings
+
+INVALIDATION_CHANNEL = b"__redis__:invalidate"
+# Rendered entries kept per process: a few MB of JSON for the hottest reads.
+MAX_ENTRIES = 10_000
+
+
+class LocalLayer:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: Any = None
+        self._connection: Any = None
+        self._pid = 0
+        self._retry_at = 0.0
+        # Bumped by every invalidation: a read that started before a bump may carry old tokens.
+        self.invalidations = 0
+        self._tokens: dict[str, Any] = {}
+        self._entries: OrderedDict[str, Any] = OrderedDict()
+
+    # --- the tracking connection ------------------------------------------------------------
+
+    def _live(self, client: Any, token_prefix: str) -> bool:
+        """Whether local tokens can be trusted: the tracking connection is up and has delivered
+        every invalidation Redis sent it. Called with the lock held."""
+        pool = client.connection_pool
+        if pool is not self._pool or self._pid != os.getpid():
+            # Another Redis (settings changed) or a forked child: nothing here is ours.
+            self._reset(retry_now=True)
+            self._pool, self._pid = pool, os.getpid()
+        if self._connection is None:
+            if time.monotonic() < self._retry_at:
+                return False
+            self._connect(token_prefix)
+            return self._connection is not None
+        try:
+            while self._connection.can_read(timeout=0):
+                self._apply(self._connection.read_response())
+        except (redis.RedisError, OSError):
+            self._reset(retry_now=False)
+            return False
+        return True
+
+    def _connect(self, token_prefix: str) -> None:
+        # RESP2, where each invalidation arrives as a plain pub/sub message that read_response
+        # returns (under RESP3 redis-py hands push messages to handlers instead).
+        connection = self._pool.connection_class(**{**self._pool.connection_kwargs, "protocol": 2})
+        try:
+            connection.connect()
+            connection.send_command("CLIENT", "ID")
+            client_id = connection.read_response()
+            connection.send_command("CLIENT", "TRACKING", "on", "REDIRECT", client_id, "BCAST", "PREFIX", token_prefix)
+            connection.read_response()
+            connection.send_command("SUBSCRIBE", INVALIDATION_CHANNEL)
+            connection.read_response()
+        except (redis.RedisError, OSError):
+            connection.disconnect()
+            self._retry_at = time.monotonic() + float(settings.CACHE_BREAKER_COOLDOWN)
+            return
+        self._connection = connection
+        self.invalidations += 1
+
+    def _reset(self, *, retry_now: bool) -> None:
+        if self._connection is not None:
+            self._connection.disconnect()
+        self._connection = None
+        self._tokens.clear()
+        self._entries.clear()
+        self.invalidations += 1
+        self._retry_at = 0.0 if retry_now else time.monotonic() + float(settings.CACHE_BREAKER_COOLDOWN)
+
+    def _apply(self, message: Any) -> None:
+        """One pub/sub message: the token keys some process changed (None: all of them)."""
+        if not (isinstance(message, list) and len(message) == 3 and message[1] == INVALIDATION_CHANNEL):
+            return
+        self.invalidations += 1
+        keys = message[2]
+        if keys is None:
+            self._tokens.clear()
+            return
+        for key in keys:
+            self._tokens.pop(key.decode() if isinstance(key, bytes) else key, None)
+
+    # --- what caching.py asks -----------------------------------------------------------------
+
+    def tokens(self, client: Any, token_prefix: str, keys: Sequence[str]) -> list[Any] | None:
+        """The current values of these token keys (Redis names), or None unless all are known."""
+        with self._lock:
+            if not self._live(client, token_prefix):
+                return None
+            found = [self._tokens.get(key) for key in keys]
+        return None if None in found else found
+
+    def remember_tokens(self, values: dict[str, Any], *, read_since: int) -> None:
+        """Token values read from Redis by a read that started at `read_since` invalidations."""
+        with self._lock:
+            if self._connection is not None and self.invalidations == read_since:
+                self._tokens.update(values)
+
+    def forget_tokens(self, keys: Sequence[str]) -> None:
+        """This process changed these tokens: its own next read must not wait for the message."""
+        with self._lock:
+            self.invalidations += 1
+            for key in keys:
+                self._tokens.pop(key, None)
+
+    def entry(self, key: str) -> Any:
+        return self._entries.get(key)
+
+    def remember_entry(self, key: str, entry: Any) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            if len(self._entries) > MAX_ENTRIES:
+                self._entries.popitem(last=False)
+
+
+local_layer = LocalLayer()
