@@ -14,7 +14,7 @@ and a worker listens only while it holds no more than the least loaded live one.
 then go round the workers in turn, wherever the kernel would have sent them. A worker that
 stopped listening looks again every RECHECK_SECONDS, so a connection never waits long for the
 worker whose turn it is; a dead worker's entry is skipped (its pid is gone) and reused by its
-replacement.
+replacement, which is counted only once it has loaded the application and can serve.
 """
 
 import ctypes
@@ -45,12 +45,15 @@ def _alive(pid: int) -> bool:
 
 
 def _claim_slot() -> int:
-    """A free slot: never used, or left by a worker that has exited. Runs in the master, which
-    creates workers one at a time, so two workers never claim the same slot."""
+    """A free slot: never used, or left by a process that has exited. Runs in the master, which
+    creates workers one at a time, so two workers never claim the same slot.
+
+    A slot's pid is positive while its worker is counted, and minus a pid while it is not:
+    reserved by the master until the fork, a worker starting, or a worker stopping."""
     for slot in range(MAX_WORKERS):
         pid = _table[slot * 2 + PID]
-        if pid == 0 or (pid > 0 and not _alive(pid)):
-            _table[slot * 2 + PID] = -1  # reserved until the forked worker writes its pid
+        if pid == 0 or not _alive(abs(pid)):
+            _table[slot * 2 + PID] = -os.getpid()
             _table[slot * 2 + CONNECTIONS] = 0
             _slots_used.value = max(_slots_used.value, slot + 1)
             return slot
@@ -63,12 +66,23 @@ class BalancedThreadWorker(ThreadWorker):
         self.slot = _claim_slot()
 
     def init_process(self) -> None:
-        _table[self.slot * 2 + PID] = os.getpid()
-        self._publish()
+        _table[self.slot * 2 + PID] = -os.getpid()
         super().init_process()
 
-    def _publish(self) -> None:
+    def run(self) -> None:
+        """Counted by the others from here, once the application is loaded: a worker still
+        starting (a second or more) holds no connection and would stop everyone else listening."""
         _table[self.slot * 2 + CONNECTIONS] = self.nr_conns
+        _table[self.slot * 2 + PID] = os.getpid()
+        super().run()
+
+    def _publish(self) -> None:
+        """The count, or, once stopping, no longer counted: its connections leave as it finishes
+        them, and the others must not wait for a worker that accepts nothing more."""
+        if self.alive:
+            _table[self.slot * 2 + CONNECTIONS] = self.nr_conns
+        else:
+            _table[self.slot * 2 + PID] = -os.getpid()
 
     def _my_turn(self) -> bool:
         """Whether no live worker holds fewer connections than this one."""
