@@ -13,8 +13,14 @@ EDITABLE_FIELDS = ("title", "body")
 
 
 def _invalidate_after_commit(post: Post) -> None:
-    """The post, its author's profile (post_count) and first page, and the global feed."""
-    scopes = (caching.post_scope(post.pk), caching.user_scope(post.author_id), caching.FEED_SCOPE)
+    """The post, its author's profile (post_count) and first page, the users list (post_count)
+    and the global feed."""
+    scopes = (
+        caching.post_scope(post.pk),
+        caching.user_scope(post.author_id),
+        caching.USERS_SCOPE,
+        caching.FEED_SCOPE,
+    )
     transaction.on_commit(lambda: caching.invalidate(*scopes))
 
 

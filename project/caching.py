@@ -239,6 +239,8 @@ def json_response(request: HttpRequest, body: bytes, *, status: int = 200) -> Ht
 # --- scopes: what an entry depends on; services invalidate them after their writes ------------
 
 FEED_SCOPE = "feed"
+# The active-users list: sign-ups, profile edits, deactivations and post counts change it.
+USERS_SCOPE = "users"
 # Author names appear in post details and feed pages; a rename invalidates them all.
 AUTHORS_SCOPE = "authors"
 

@@ -14,10 +14,17 @@ from project import caching, embedded
 from tests.conftest import client_for
 from tests.factories import PostFactory, UserFactory
 from tests.live_server import Server, request, running_gunicorn
+from users.models import User
 
 
 def cached_paths(user_id: int, post_id: int) -> list[str]:
-    return [f"/api/users/{user_id}/", f"/api/posts/{post_id}/", "/api/posts/", f"/api/users/{user_id}/posts/"]
+    return [
+        f"/api/users/{user_id}/",
+        f"/api/posts/{post_id}/",
+        "/api/posts/",
+        f"/api/users/{user_id}/posts/",
+        "/api/users/",
+    ]
 
 
 @pytest.mark.django_db
@@ -145,6 +152,25 @@ def test_a_write_reaches_workers_that_serve_the_read_from_memory(reader: Server)
         assert [read(reader, profile)[1]["name"] for _ in range(8)] == [f"v{version}"] * 8
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_cached_users_list_follows_sign_ups_posts_and_deactivations(reader: Server) -> None:
+    def listed() -> dict[int, int]:
+        return {row["id"]: row["post_count"] for row in read(reader, "/api/users/")[1]["results"]}
+
+    assert listed() == {}
+    first = UserFactory.create()
+    signed_up = client_for(first).post(
+        "/api/users/", {"email": "new@example.com", "name": "New", "password": "a-long-passphrase-9"}, format="json"
+    )
+    new_id = signed_up.json()["id"]
+    assert new_id in listed()
+    new_user = client_for(User.objects.get(pk=new_id))
+    new_user.post("/api/posts/", {"title": "Hi", "body": "There"}, format="json")
+    assert listed()[new_id] == 1
+    new_user.delete(f"/api/users/{new_id}/")
+    assert new_id not in listed()
+
+
 # --- stampede -------------------------------------------------------------------------------
 
 
@@ -202,7 +228,7 @@ def test_redis_outage_serves_correct_data_and_caching_resumes(api_client, own_re
     assert edit.status_code == 200
     for _ in range(3):
         responses = [api_client.get(path) for path in paths]
-        assert [response.status_code for response in responses] == [200, 200, 200, 200]
+        assert [response.status_code for response in responses] == [200] * len(paths)
     assert responses[1].json()["title"] == "Written while Redis was down"
     assert responses[2].json()["results"][0]["title"] == "Written while Redis was down"
 

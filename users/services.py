@@ -44,12 +44,14 @@ def user_create(*, email: str, name: str, password: str) -> User:
         if EMAIL_CONSTRAINT in str(error):
             raise ValidationError({"email": [EMAIL_TAKEN]}) from None
         raise
+    _invalidate_after_commit(user)
     return user
 
 
 def _invalidate_after_commit(user: User, *, renamed: bool = False) -> None:
-    """The user's profile and first page of posts; on a rename, every page showing author names."""
-    scopes = [caching.user_scope(user.pk)]
+    """The user's profile and first page of posts, and the users list; on a rename, every page
+    showing author names."""
+    scopes = [caching.user_scope(user.pk), caching.USERS_SCOPE]
     if renamed:
         scopes += [caching.AUTHORS_SCOPE, caching.FEED_SCOPE]
     transaction.on_commit(lambda: caching.invalidate(*scopes))

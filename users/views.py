@@ -7,7 +7,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
@@ -60,7 +60,7 @@ def public_profile_read(user_id: int) -> caching.CachedRead:
     ),
     destroy=extend_schema(summary="Deactivate (self or staff); posts stay", responses={204: None}),
 )
-class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class UserViewSet(viewsets.GenericViewSet):
     queryset = User.objects.none()
     serializer_class = UserPublicSerializer
     lookup_value_regex = ID_PATTERN
@@ -83,12 +83,21 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         self.check_object_permissions(self.request, user)
         return user
 
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response | HttpResponse:
         query = UserListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        users = selectors.user_list(metadata=query.validated_data.get("metadata"))
-        page = self.paginate_queryset(users)
-        return self.get_paginated_response(UserPublicSerializer(page, many=True).data)
+        metadata = query.validated_data.get("metadata")
+
+        def page() -> Any:
+            users = self.paginate_queryset(selectors.user_list(metadata=metadata))
+            return self.get_paginated_response(UserPublicSerializer(users, many=True).data).data
+
+        # The unfiltered first page is the hot one; filtered and later pages are computed.
+        parts = None if metadata else caching.first_page_parts(request)
+        if parts is None:
+            return Response(page())
+        read = caching.CachedRead("user-list", parts, (caching.USERS_SCOPE,))
+        return caching.json_response(request, caching.cached_json(read, compute=page))
 
     def create(self, request: Request) -> Response:
         body = UserCreateSerializer(data=request.data)
