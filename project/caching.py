@@ -36,7 +36,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache as default_cache
 from django.http import HttpRequest, HttpResponse
-from django.utils.cache import get_conditional_response, patch_cache_control, patch_vary_headers
+from django.utils.cache import get_conditional_response
 from django_redis.cache import RedisCache
 
 from project import metrics
@@ -230,9 +230,10 @@ def json_response(request: HttpRequest, body: bytes, *, status: int = 200) -> Ht
     if status == 200:
         response["ETag"] = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
         response = get_conditional_response(request, etag=response["ETag"], response=response) or response
-    authenticated = bool(request.headers.get("Authorization")) or settings.SESSION_COOKIE_NAME in request.COOKIES
-    patch_cache_control(response, no_cache=True, **({"private": True} if authenticated else {"public": True}))
-    patch_vary_headers(response, ("Authorization", "Cookie"))
+    authenticated = bool(request.META.get("HTTP_AUTHORIZATION")) or settings.SESSION_COOKIE_NAME in request.COOKIES
+    # Set, not patched: the response is new, so there is nothing to merge with.
+    response["Cache-Control"] = "no-cache, private" if authenticated else "no-cache, public"
+    response["Vary"] = "Authorization, Cookie"
     return response
 
 

@@ -4,11 +4,14 @@ Measured on a page of 20 posts (docs/performance.md): the renderer is on every r
 path, so its cost counts. Browsable-API behaviour is not needed; output is compact UTF-8.
 """
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 from django.utils.functional import Promise
-from rest_framework.renderers import JSONRenderer
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
 
 
 def _default(value: Any) -> Any:
@@ -23,3 +26,29 @@ class ORJSONRenderer(JSONRenderer):
         if data is None:
             return b""
         return orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+# What nearly every API client sends: no Accept header, or one of these.
+_JSON_ACCEPTS = frozenset({"", "*/*", "application/json"})
+
+
+class JSONFirstNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, answered at once for the Accept headers API clients send.
+
+    DRF parses and ranks the Accept header against every renderer on each request; when the
+    client accepts anything or JSON, the answer is the first renderer (JSON) either way.
+    """
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderers = list(renderers)
+        first = renderers[0]
+        if (
+            format_suffix is None
+            and first.media_type == "application/json"
+            and request.META.get("HTTP_ACCEPT", "") in _JSON_ACCEPTS
+            and self.settings.URL_FORMAT_OVERRIDE not in request.query_params
+        ):
+            return first, first.media_type
+        return super().select_renderer(request, renderers, format_suffix)

@@ -306,6 +306,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "project.pagination.KeysetCursorPagination",
     "DEFAULT_RENDERER_CLASSES": ["project.renderers.ORJSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "project.renderers.JSONFirstNegotiation",
     "DEFAULT_SCHEMA_CLASS": "project.schema.PostlineAutoSchema",
     "EXCEPTION_HANDLER": "project.api.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["project.throttling.WindowRateThrottle"],

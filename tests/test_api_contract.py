@@ -124,3 +124,16 @@ def test_unmatched_urls_answer_json_404(client, settings) -> None:
     response = client.get("/api/posts//")
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
+
+
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [(None, 200), ("*/*", 200), ("application/json", 200), ("application/*", 200), ("text/html", 406)],
+)
+def test_content_negotiation_answers_as_drf_does(api_client, accept: str | None, status: int) -> None:
+    """JSONFirstNegotiation answers the common Accept headers at once; the rest go to DRF's."""
+    headers = {"HTTP_ACCEPT": accept} if accept is not None else {}
+    response = api_client.get("/api/posts/?page_size=1", **headers)
+    assert response.status_code == status
+    if status == 200:
+        assert response["Content-Type"] == "application/json"
