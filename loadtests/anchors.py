@@ -40,6 +40,8 @@ PORTS = {"postline_wsgi": 18003, "postline_asgi": 18004}
 # Django's own ceiling in the same run, the way hello_asgi gives the server's: Postline's trivial
 # view (/healthz, a constant through the whole middleware stack) under the user_detail script.
 CEILING_TARGET, CEILING_PORT = "postline_trivial_view", 18005
+# And the floor under it: Django with no middleware (loadtests/bare_django.py), same server.
+FLOOR_TARGET, FLOOR_PORT = "django_bare_view", 18006
 DEEP_CURSORS = 1_000
 USERS, POSTS = 100_000, 1_000_000
 REFERENCE = "fastapi_ref"
@@ -87,6 +89,12 @@ def postline_targets(cursors: list[str]) -> dict[str, dict[str, Any]]:
         "scenarios": {"user_detail": "/healthz"},
         "contract": False,
     }
+    targets[FLOOR_TARGET] = _postline_server(FLOOR_PORT, "wsgi") | {
+        "description": "floor: Django with no middleware and one constant view, Postline's gunicorn config, wsgi",
+        "scenarios": {"user_detail": "/healthz"},
+        "contract": False,
+    }
+    targets[FLOOR_TARGET]["start"] = [*targets[FLOOR_TARGET]["start"], "loadtests.bare_django:application"]
     return targets
 
 
@@ -146,8 +154,11 @@ def ratios(raw: dict[str, Any]) -> str:
         target_ratio = "2.0" if scenario == "user_detail_hot" else "1.5"
         latencies = " / ".join(f"{p99.get((t, scenario), float('nan')):.1f}" for t in (REFERENCE, *PORTS))
         lines.append(f"| {scenario} | {reference:,.0f} | {' | '.join(cells)} | {target_ratio} | {latencies} |")
-    ceilings = {target: rps.get((target, "user_detail")) for target in (CEILING_TARGET, "hello_asgi")}
+    ceilings = {target: rps.get((target, "user_detail")) for target in (CEILING_TARGET, FLOOR_TARGET, "hello_asgi")}
     lines += ["", *(f"- ceiling, {target}: {value:,.0f} req/s" for target, value in ceilings.items() if value)]
+    hot, trivial = rps.get(("postline_wsgi", "user_detail_hot")), ceilings.get(CEILING_TARGET)
+    if hot and trivial:
+        lines.append(f"- cached profile (user_detail_hot, WSGI) / trivial view: {hot / trivial:.0%}")
     return "\n".join(lines)
 
 
@@ -156,7 +167,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="anchors bench.py --rounds (3 for decisions)")
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument(
-        "--targets", default=f"postline_wsgi,postline_asgi,fastapi_ref,{CEILING_TARGET},hello_asgi,pgbench_pk"
+        "--targets",
+        default=f"postline_wsgi,postline_asgi,fastapi_ref,{CEILING_TARGET},{FLOOR_TARGET},hello_asgi,pgbench_pk",
     )
     parser.add_argument("--report-dir", type=Path, default=REPORT_DIR)
     args = parser.parse_args()

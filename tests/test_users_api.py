@@ -261,9 +261,18 @@ def test_put_is_not_allowed(user) -> None:
 def test_user_posts_newest_first(api_client, user, django_assert_num_queries) -> None:
     posts = PostFactory.create_batch(3, author=user)
     PostFactory.create()
-    with django_assert_num_queries(2):  # the user exists, the page
+    with django_assert_num_queries(1):  # the page; a page with posts shows the user exists
         response = api_client.get(f"/api/users/{user.pk}/posts/")
     assert [row["id"] for row in response.json()["results"]] == [post.pk for post in reversed(posts)]
+
+
+def test_a_user_without_posts_has_an_empty_page_after_one_more_query(
+    api_client, user, django_assert_num_queries
+) -> None:
+    with django_assert_num_queries(2):  # the empty page, then whether the user exists
+        response = api_client.get(f"/api/users/{user.pk}/posts/")
+    assert response.status_code == 200
+    assert response.json()["results"] == []
 
 
 def test_posts_of_unknown_user_are_404(api_client) -> None:

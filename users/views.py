@@ -148,9 +148,11 @@ class UserViewSet(viewsets.GenericViewSet):
         user_id = int(pk)
 
         def page() -> Any:
-            if not User.objects.filter(pk=user_id).exists():
-                raise NotFound("No such user.")
             posts = self.paginate_queryset(post_list(author_id=user_id))
+            # An empty page is a user without posts (there) or no user at all (a 404): only then
+            # does the user's row need a query of its own.
+            if not posts and not User.objects.filter(pk=user_id).exists():
+                raise NotFound("No such user.")
             return self.get_paginated_response(PostSerializer(posts, many=True).data).data
 
         if (read := self._posts_page_read()) is None:
