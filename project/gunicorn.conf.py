@@ -48,7 +48,11 @@ keepalive = 5
 # The largest request line gunicorn allows; longer ones get a 414 (documented in the schema).
 limit_request_line = 8190
 # Recycle workers now and then, so that a slow leak in any library cannot grow without bound.
-max_requests = env_int("GUNICORN_MAX_REQUESTS", 20_000, minimum=0)
+# Not often: a new worker costs 0.7 s of CPU to load the app and starts with a cold in-process
+# cache (project/local_cache.py). 20,000 recycled each worker every ~13 s under make compare's
+# load (~1,500 req/s a worker); at 250,000 that is every few minutes at peak, and the 10-minute
+# soak's memory stays flat without any recycling (docs/reliability.md).
+max_requests = env_int("GUNICORN_MAX_REQUESTS", 250_000, minimum=0)
 max_requests_jitter = max_requests // 10
 # We do not drive gunicorn through its control socket; without this it opens ~/.gunicorn/.
 control_socket_disable = True
