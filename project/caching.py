@@ -118,6 +118,13 @@ def _redis_name(key: str) -> str:
     return str(cache.client.make_key(key))
 
 
+def local_tokens(read: CachedRead) -> list[Any] | None:
+    """The current tokens of the read's generations from this process's layer, or None unless
+    it knows and can vouch for all of them."""
+    names = [_redis_name(key) for key in read.lookup_keys[1:]]
+    return local_layer.tokens(cache.client.get_client(write=False), _redis_name(_generation_key("")), names)
+
+
 def _lookup(read: CachedRead) -> tuple[str, Any] | None:
     """The current tokens of the epoch and the read's scopes (joined) and its entry (None if
     absent), from this process's layer when it knows them (project/local_cache.py), else read
@@ -125,8 +132,7 @@ def _lookup(read: CachedRead) -> tuple[str, Any] | None:
     if _pending_epoch.flush():
         local_layer.forget_tokens([_redis_name(_generation_key(EPOCH_SCOPE))])
     entry_key, *keys = read.lookup_keys
-    names = [_redis_name(key) for key in keys]
-    local = local_layer.tokens(cache.client.get_client(write=False), _redis_name(_generation_key("")), names)
+    local = local_tokens(read)
     if local is not None:
         tokens = ".".join(str(token) for token in local)
         entry = local_layer.entry(entry_key)
@@ -144,9 +150,7 @@ def _lookup(read: CachedRead) -> tuple[str, Any] | None:
     if any(generation not in found for generation in keys):
         _pending_epoch.mark()
         return None
-    local_layer.remember_tokens(
-        {name: found[key] for name, key in zip(names, keys, strict=True)}, read_since=read_since
-    )
+    local_layer.remember_tokens({_redis_name(key): found[key] for key in keys}, read_since=read_since)
     tokens = ".".join(str(found[generation]) for generation in keys)
     entry = found.get(entry_key)
     if _current(entry, tokens) is not None:

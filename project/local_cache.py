@@ -14,7 +14,8 @@ queues the message before it answers the writer, so it is on this socket before 
 client can send its next request anywhere. Tokens are trusted only while the connection is up;
 when it drops (Redis down or restarted) the layer forgets everything and reads go to Redis until
 it reconnects, at most once per CACHE_BREAKER_COOLDOWN. A token read from Redis is remembered
-only if no invalidation arrived meanwhile, so a token replaced during the read is never kept.
+only if no invalidation arrived meanwhile, so a token replaced during the read is never kept;
+and local tokens are trusted only while the connection answers its heartbeat (below).
 """
 
 import os
@@ -28,6 +29,14 @@ import redis
 from django.conf import settings
 
 INVALIDATION_CHANNEL = b"__redis__:invalidate"
+# A silent connection is not proof that nothing changed: Redis may be unreachable without the
+# connection closing (a partition, a paused or hung server), and then writes elsewhere fail to
+# replace tokens that this process would keep serving. So the connection is pinged every
+# HEARTBEAT_SECONDS, and local tokens are trusted only while the last answer is younger than
+# TRUST_SECONDS: the longest a blackholed Redis can make this layer serve an entry a write made
+# stale is TRUST_SECONDS.
+HEARTBEAT_SECONDS = 0.5
+TRUST_SECONDS = 1.5
 # Rendered entries kept per process: a few MB of JSON for the hottest reads.
 MAX_ENTRIES = 10_000
 
@@ -39,6 +48,8 @@ class LocalLayer:
         self._connection: Any = None
         self._pid = 0
         self._retry_at = 0.0
+        self._pinged_at = 0.0
+        self._answered_at = 0.0
         # Bumped by every invalidation: a read that started before a bump may carry old tokens.
         self.invalidations = 0
         self._tokens: dict[str, Any] = {}
@@ -59,11 +70,19 @@ class LocalLayer:
                 return False
             self._connect(token_prefix)
             return self._connection is not None
+        now = time.monotonic()
         try:
             while self._connection.can_read(timeout=0):
-                self._apply(self._connection.read_response())
+                self._apply(self._connection.read_response(), now)
+            if self._pinged_at <= self._answered_at and now - self._answered_at >= HEARTBEAT_SECONDS:
+                self._connection.send_command("PING")
+                self._pinged_at = now
         except (redis.RedisError, OSError):
             self._reset(retry_now=False)
+            return False
+        if now - self._answered_at > TRUST_SECONDS:
+            # Unanswered for too long: forget, and read from Redis until it answers again.
+            self._tokens.clear()
             return False
         return True
 
@@ -84,6 +103,7 @@ class LocalLayer:
             self._retry_at = time.monotonic() + float(settings.CACHE_BREAKER_COOLDOWN)
             return
         self._connection = connection
+        self._pinged_at = self._answered_at = time.monotonic()
         self.invalidations += 1
 
     def _reset(self, *, retry_now: bool) -> None:
@@ -95,8 +115,12 @@ class LocalLayer:
         self.invalidations += 1
         self._retry_at = 0.0 if retry_now else time.monotonic() + float(settings.CACHE_BREAKER_COOLDOWN)
 
-    def _apply(self, message: Any) -> None:
-        """One pub/sub message: the token keys some process changed (None: all of them)."""
+    def _apply(self, message: Any, now: float) -> None:
+        """One pub/sub message: the token keys some process changed (None: all of them), or the
+        answer to the heartbeat."""
+        if isinstance(message, list) and message and message[0] == b"pong":
+            self._answered_at = now
+            return
         if not (isinstance(message, list) and len(message) == 3 and message[1] == INVALIDATION_CHANNEL):
             return
         self.invalidations += 1

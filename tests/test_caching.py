@@ -4,13 +4,15 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 from django.db import connection
 from django_redis import get_redis_connection
 
-from project import caching, embedded
+from posts.views import post_detail_read
+from project import caching, embedded, local_cache
 from tests.conftest import client_for
 from tests.factories import PostFactory, UserFactory
 from tests.live_server import Server, request, running_gunicorn
@@ -62,8 +64,8 @@ def test_a_hot_cached_read_costs_no_redis_round_trip(api_client, own_redis) -> N
         first = api_client.get(path)
         # The first read's own token writes come back as invalidations: the second may read Redis
         # once more (unless an earlier path already brought the same tokens).
-        assert commands_of(lambda path=path: api_client.get(path)) in ({}, {"mget": 1}), path
-        assert commands_of(lambda path=path: api_client.get(path)) == {}, path
+        assert commands_of(partial(api_client.get, path)) in ({}, {"mget": 1}), path
+        assert commands_of(partial(api_client.get, path)) == {}, path
         assert api_client.get(path).content == first.content
 
 
@@ -169,6 +171,24 @@ def test_the_cached_users_list_follows_sign_ups_posts_and_deactivations(reader: 
     assert listed()[new_id] == 1
     new_user.delete(f"/api/users/{new_id}/")
     assert new_id not in listed()
+
+
+@pytest.mark.django_db
+def test_local_entries_stop_being_trusted_when_redis_stops_answering(api_client, own_redis) -> None:
+    """A paused Redis keeps its connections open and sends no invalidation, as a partitioned one
+    would: within TRUST_SECONDS the layer stops serving from memory (project/local_cache.py)."""
+    post = PostFactory.create()
+    path = f"/api/posts/{post.pk}/"
+    read = post_detail_read(post.pk)
+    for _ in range(3):
+        api_client.get(path)
+    assert commands_of(lambda: api_client.get(path)) == {}
+    assert caching.local_tokens(read) is not None
+    get_redis_connection("default").execute_command("CLIENT", "PAUSE", 4000)
+    deadline = time.monotonic() + local_cache.TRUST_SECONDS + 2
+    while caching.local_tokens(read) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert caching.local_tokens(read) is None
 
 
 # --- stampede -------------------------------------------------------------------------------
