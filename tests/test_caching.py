@@ -191,6 +191,17 @@ def test_local_entries_stop_being_trusted_when_redis_stops_answering(api_client,
     assert caching.local_tokens(read) is None
 
 
+def test_the_in_process_layer_keeps_at_most_max_bytes_least_recently_used_out_first() -> None:
+    layer = local_cache.LocalLayer()
+    page = b"x" * (local_cache.MAX_BYTES // 4)
+    for number in range(4):
+        layer.remember_entry(f"page:{number}", ("tokens", page))
+    assert layer.entry("page:0") is not None  # read: now the most recently used
+    layer.remember_entry("page:4", ("tokens", page))
+    assert layer.entry("page:1") is None
+    assert all(layer.entry(f"page:{number}") is not None for number in (0, 2, 3, 4))
+
+
 # --- stampede -------------------------------------------------------------------------------
 
 
