@@ -202,6 +202,15 @@ def test_the_in_process_layer_keeps_at_most_max_bytes_least_recently_used_out_fi
     assert all(layer.entry(f"page:{number}") is not None for number in (0, 2, 3, 4))
 
 
+def test_the_in_process_layer_keeps_at_most_max_tokens(monkeypatch) -> None:
+    layer = local_cache.LocalLayer()
+    monkeypatch.setattr(layer, "_connection", object())  # as if tracking: tokens are kept
+    layer.remember_tokens({f"gen:{number}": "t" for number in range(local_cache.MAX_TOKENS + 10)}, read_since=0)
+    assert len(layer._tokens) == local_cache.MAX_TOKENS
+    assert "gen:0" not in layer._tokens
+    assert f"gen:{local_cache.MAX_TOKENS + 9}" in layer._tokens
+
+
 # --- stampede -------------------------------------------------------------------------------
 
 
