@@ -59,8 +59,9 @@ class PostViewSet(viewsets.GenericViewSet):
         """The cache entry of the unfiltered feed's first page; nothing else in a list is cached."""
         query = self._list_query
         filters = query.validated_data.get("author") is not None or query.validated_data.get("search")
-        parts = None if query.errors or filters else caching.first_page_parts(self.request)
-        return None if parts is None else caching.CachedRead("feed", parts, (caching.FEED_SCOPE,))
+        if query.errors or filters:
+            return None
+        return caching.first_page_read(self.request, "feed", (), (caching.FEED_SCOPE,))
 
     def list(self, request: Request) -> Response | HttpResponse:
         query = self._list_query
@@ -71,9 +72,7 @@ class PostViewSet(viewsets.GenericViewSet):
             posts = self.paginate_queryset(selectors.post_list(author_id=author_id, search=search))
             return self.get_paginated_response(PostSerializer(posts, many=True).data).data
 
-        if (read := self._feed_page_read()) is None:
-            return Response(page())
-        return caching.json_response(request, caching.cached_json(read, compute=page))
+        return caching.page_response(request, self._feed_page_read(), page)
 
     def create(self, request: Request) -> Response:
         body = PostWriteSerializer(data=request.data)

@@ -38,6 +38,7 @@ from django.core.cache import cache as default_cache
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import get_conditional_response
 from django_redis.cache import RedisCache
+from rest_framework.response import Response
 
 from project import metrics
 from project.db_routing import primary_reads
@@ -121,7 +122,10 @@ def _redis_name(key: str) -> str:
 def local_tokens(read: CachedRead) -> list[Any] | None:
     """The current tokens of the read's generations from this process's layer, or None unless
     it knows and can vouch for all of them."""
-    names = [_redis_name(key) for key in read.lookup_keys[1:]]
+    return _local_tokens([_redis_name(key) for key in read.lookup_keys[1:]])
+
+
+def _local_tokens(names: list[str]) -> list[Any] | None:
     return local_layer.tokens(cache.client.get_client(write=False), _redis_name(_generation_key("")), names)
 
 
@@ -132,7 +136,8 @@ def _lookup(read: CachedRead) -> tuple[str, Any] | None:
     if _pending_epoch.flush():
         local_layer.forget_tokens([_redis_name(_generation_key(EPOCH_SCOPE))])
     entry_key, *keys = read.lookup_keys
-    local = local_tokens(read)
+    names = [_redis_name(key) for key in keys]
+    local = _local_tokens(names)
     if local is not None:
         tokens = ".".join(str(token) for token in local)
         entry = local_layer.entry(entry_key)
@@ -150,7 +155,7 @@ def _lookup(read: CachedRead) -> tuple[str, Any] | None:
     if any(generation not in found for generation in keys):
         _pending_epoch.mark()
         return None
-    local_layer.remember_tokens({_redis_name(key): found[key] for key in keys}, read_since=read_since)
+    local_layer.remember_tokens(dict(zip(names, (found[key] for key in keys), strict=True)), read_since=read_since)
     tokens = ".".join(str(found[generation]) for generation in keys)
     entry = found.get(entry_key)
     if _current(entry, tokens) is not None:
@@ -258,14 +263,24 @@ def post_scope(post_id: int) -> str:
     return f"post:{post_id}"
 
 
-def first_page_parts(request: HttpRequest) -> tuple[object, ...] | None:
-    """Key parts of a cacheable first page, or None when the request asks for another page.
+def first_page_read(
+    request: HttpRequest, name: str, key: tuple[object, ...], scopes: tuple[str, ...]
+) -> CachedRead | None:
+    """The cache entry of a collection's first page, or None when the request asks for another
+    page (only first pages are cached).
 
     The page's links are absolute URLs, so the scheme and host are part of the key.
     """
     if "cursor" in request.GET:
         return None
-    return (request.build_absolute_uri("/"), request.GET.get("page_size", ""))
+    return CachedRead(name, (*key, request.build_absolute_uri("/"), request.GET.get("page_size", "")), scopes)
+
+
+def page_response(request: HttpRequest, read: CachedRead | None, page: Callable[[], Any]) -> HttpResponse:
+    """A collection page: its cached JSON when `read` names an entry, else computed by `page`."""
+    if read is None:
+        return Response(page())
+    return json_response(request, cached_json(read, compute=page))
 
 
 async def cached_external(*, name: str, parts: Iterable[object], ttl: int, fetch: Callable[[], Awaitable[Any]]) -> Any:

@@ -93,24 +93,14 @@ class UserViewSet(viewsets.GenericViewSet):
             return self.get_paginated_response(UserPublicSerializer(users, many=True).data).data
 
         # The unfiltered first page is the hot one; filtered and later pages are computed.
-        parts = None if metadata else caching.first_page_parts(request)
-        if parts is None:
-            return Response(page())
-        read = caching.CachedRead("user-list", parts, (caching.USERS_SCOPE,))
-        return caching.json_response(request, caching.cached_json(read, compute=page))
+        read = None if metadata else caching.first_page_read(request, "user-list", (), (caching.USERS_SCOPE,))
+        return caching.page_response(request, read, page)
 
     def create(self, request: Request) -> Response:
         body = UserCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         user = services.user_create(**body.validated_data)
         return Response(UserPrivateSerializer(user).data, status=status.HTTP_201_CREATED)
-
-    def _posts_page_read(self) -> caching.CachedRead | None:
-        """The cache entry of a user's first page of posts; later pages are not cached."""
-        if (parts := caching.first_page_parts(self.request)) is None:
-            return None
-        user_id = int(self.kwargs["pk"])
-        return caching.CachedRead("user-posts", (user_id, *parts), (caching.user_scope(user_id),))
 
     def _sees_private_profile(self) -> bool:
         return bool(self.request.user.is_staff or self.request.user.pk == int(self.kwargs["pk"]))
@@ -155,9 +145,8 @@ class UserViewSet(viewsets.GenericViewSet):
                 raise NotFound("No such user.")
             return self.get_paginated_response(PostSerializer(posts, many=True).data).data
 
-        if (read := self._posts_page_read()) is None:
-            return Response(page())
-        return caching.json_response(request, caching.cached_json(read, compute=page))
+        read = caching.first_page_read(request, "user-posts", (user_id,), (caching.user_scope(user_id),))
+        return caching.page_response(request, read, page)
 
 
 class TokenView(APIView):
