@@ -22,7 +22,7 @@ help:
 	@echo "make lint   ruff, ruff format --check, mypy, makemigrations --check, bandit, pip-audit"
 	@echo "make stop   stop the server and the embedded PostgreSQL and Redis"
 	@echo "make fuzz   schemathesis against a live server (FUZZ_EXAMPLES, FUZZ_SECONDS)"
-	@echo "make loadtest   locust (brief + mixed scenarios) against a production-like gunicorn, reports in docs/loadtests/"
+	@echo "make loadtest   locust (brief + mixed scenarios) against a production-like gunicorn, reports in out/loadtests/ (not in git)"
 	@echo "make soak   10 minutes of the mixed scenario at 70 % of measured capacity"
 	@echo "make bench  wrk benchmark on 1M users / 10M posts, both server models, cache on/off, plots in docs/"
 	@echo "make deploy-check   validate Dockerfile, compose, Kubernetes and Prometheus files offline"
@@ -55,13 +55,14 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/bandit -c pyproject.toml -q -r project users posts manage.py
 	$(BIN)/pip-audit --skip-editable --progress-spinner off
 
 stop:
 	@if [ -f $(PIDFILE) ]; then kill -TERM $$(cat $(PIDFILE)) 2>/dev/null && echo "gunicorn: stopped" || true; rm -f $(PIDFILE); fi
-	@if [ -x $(BIN)/python ]; then $(BIN)/python -m project.embedded stop; fi
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m project.devservers.embedded stop; fi
 
 FUZZ_EXAMPLES ?= 60
 FUZZ_SECONDS ?= 300

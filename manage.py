@@ -9,6 +9,11 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     from django.core.management import execute_from_command_line
 
+    from project.devservers import embedded
+
+    # Development without DATABASE_URL / REDIS_URL: the embedded servers, for this command.
+    embedded.hold()
+
     execute_from_command_line(sys.argv)
 
 

@@ -53,7 +53,7 @@ def deep_cursors(count: int) -> list[str]:
     import django  # noqa: PLC0415
 
     django.setup()
-    from project.pagination import encode_cursor  # noqa: PLC0415
+    from project.http.pagination import encode_cursor  # noqa: PLC0415
 
     rng = random.Random(42)
     with psycopg.connect(DATABASE_URL) as conn:

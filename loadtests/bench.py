@@ -102,7 +102,7 @@ def scenarios(database_url: str, heavy_user: int, deep_page: int) -> list[Scenar
     from rest_framework.authtoken.models import Token  # noqa: PLC0415
 
     from posts.models import Post  # noqa: PLC0415
-    from project.pagination import encode_cursor  # noqa: PLC0415
+    from project.http.pagination import encode_cursor  # noqa: PLC0415
     from users.models import User  # noqa: PLC0415
 
     max_user = User.objects.order_by("-id").values_list("id", flat=True).first() or 1

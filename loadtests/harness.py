@@ -75,9 +75,9 @@ def process(command: list[str], env: dict[str, str], log: Path | None = None) ->
 
 def server_urls() -> tuple[str, str]:
     """DATABASE_URL and REDIS_URL from the environment, or the embedded servers'."""
-    from project.embedded import ensure_environment  # noqa: PLC0415
+    from project.devservers.embedded import hold  # noqa: PLC0415
 
-    ensure_environment()
+    hold()
     return os.environ["DATABASE_URL"], os.environ["REDIS_URL"]
 
 

@@ -55,7 +55,7 @@ def main() -> int:
     parser.add_argument("--seed-users", type=int, default=100_000)
     parser.add_argument("--seed-posts", type=int, default=1_000_000)
     parser.add_argument("--database", default="postline_loadtest", help="database name on the configured server")
-    parser.add_argument("--report-dir", type=Path, default=BASE_DIR / "docs" / "loadtests")
+    parser.add_argument("--report-dir", type=Path, default=BASE_DIR / "out" / "loadtests")
     parser.add_argument("--name", default=None, help="report file prefix (default: the scenario)")
     parser.add_argument(
         "--capacity", action="store_true", help="then `manage.py capacity` against the server, with the measured rate"

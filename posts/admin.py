@@ -31,7 +31,7 @@ from psycopg.errors import QueryCanceled
 
 from posts.models import SEARCH_CONFIG, Post
 from posts.services import EDITABLE_FIELDS, post_create, post_delete, post_update
-from project.admin import EstimatedCountPaginator, FastChangeListMixin, search_id
+from project.http.admin import EstimatedCountPaginator, FastChangeListMixin, search_id
 
 # Deleting is one service call per post; the confirmation page lists every post.
 BULK_DELETE_LIMIT = 500

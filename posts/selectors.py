@@ -1,10 +1,15 @@
 """Reads of posts. Views and the cache layer call these; nothing else builds post querysets."""
 
+from datetime import datetime
+
+from django.contrib.postgres.expressions import ArraySubquery
 from django.contrib.postgres.search import SearchQuery, SearchRank
-from django.db.models import F, FloatField, QuerySet
-from django.db.models.functions import Cast
+from django.db.models import F, FloatField, OuterRef, QuerySet
+from django.db.models.functions import Cast, JSONObject
 
 from posts.models import SEARCH_CONFIG, Post
+from users.models import User
+from users.selectors import PUBLIC_FIELDS
 
 # The one order every post collection uses: newest first, ties broken by id so that cursor
 # pages never repeat or skip a row. Both composite indexes are built in this order.
@@ -45,3 +50,42 @@ def post_list(*, author_id: int | None = None, search: str | None = None) -> Que
 
 def post_get(*, post_id: int) -> Post | None:
     return _posts().filter(pk=post_id).first()
+
+
+OVERVIEW_POSTS = 10
+
+
+def user_overview(*, user_id: int) -> User | None:
+    """An active user with `latest_posts` (newest first), in ONE query.
+
+    The overview view overlaps its database work with an outbound HTTP call; Django's async
+    ORM runs queries one after another on one thread, so the way to make the database part
+    short is one round trip: the latest posts come back as a JSON array in the user's row.
+    """
+    latest = (
+        Post.objects.filter(author=OuterRef("pk"))
+        .order_by(*POST_ORDERING)
+        .values(row=JSONObject(id="id", title="title", body="body", created_at="created_at", updated_at="updated_at"))[
+            :OVERVIEW_POSTS
+        ]
+    )
+    user = (
+        User.objects.filter(pk=user_id, is_active=True)
+        .only(*PUBLIC_FIELDS)
+        .annotate(latest_rows=ArraySubquery(latest))
+        .first()
+    )
+    if user is None:
+        return None
+    user.latest_posts = [  # type: ignore[attr-defined]
+        Post(
+            id=row["id"],
+            author=user,
+            title=row["title"],
+            body=row["body"],
+            created_at=datetime.fromisoformat(row["created_at"]),
+            updated_at=datetime.fromisoformat(row["updated_at"]),
+        )
+        for row in user.latest_rows
+    ]
+    return user

@@ -1,8 +1,9 @@
 from rest_framework import serializers
 
 from posts.models import Post
-from project.api import OutputModelSerializer, StrictModelSerializer
+from project.http.api import OutputModelSerializer, StrictModelSerializer
 from users.models import User
+from users.serializers import UserPublicSerializer
 
 BODY_MAX_LENGTH = 20_000
 SEARCH_MAX_LENGTH = 200
@@ -43,3 +44,26 @@ class PostListQuerySerializer(serializers.Serializer):
         required=False,
         help_text="Full-text search in title and body (English stemming, web-search syntax), best matches first.",
     )
+
+
+class UserOverviewSerializer(UserPublicSerializer):
+    """The database part of the overview: the public profile and the latest posts."""
+
+    latest_posts = PostSerializer(many=True, read_only=True)
+
+    class Meta(UserPublicSerializer.Meta):
+        fields = (*UserPublicSerializer.Meta.fields, "latest_posts")
+        read_only_fields = fields
+
+
+class UserOverviewResponseSerializer(UserOverviewSerializer):
+    """The overview as served: plus the external enrichment, null when it is unavailable."""
+
+    external = serializers.JSONField(allow_null=True, read_only=True)
+    degraded = serializers.BooleanField(
+        read_only=True, help_text="True when enrichment is configured but could not be fetched."
+    )
+
+    class Meta(UserOverviewSerializer.Meta):
+        fields = (*UserOverviewSerializer.Meta.fields, "external", "degraded")
+        read_only_fields = fields

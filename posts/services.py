@@ -6,7 +6,7 @@ from django.db import transaction
 from django.db.models import F
 
 from posts.models import Post
-from project import caching
+from project.cache import store
 from users.models import User
 
 EDITABLE_FIELDS = ("title", "body")
@@ -16,12 +16,12 @@ def _invalidate_after_commit(post: Post) -> None:
     """The post, its author's profile (post_count) and first page, the users list (post_count)
     and the global feed."""
     scopes = (
-        caching.post_scope(post.pk),
-        caching.user_scope(post.author_id),
-        caching.USERS_SCOPE,
-        caching.FEED_SCOPE,
+        store.post_scope(post.pk),
+        store.user_scope(post.author_id),
+        store.USERS_SCOPE,
+        store.FEED_SCOPE,
     )
-    transaction.on_commit(lambda: caching.invalidate(*scopes))
+    transaction.on_commit(lambda: store.invalidate(*scopes))
 
 
 def _count_posts(author_id: int, delta: int) -> None:

@@ -1,25 +1,38 @@
+import asyncio
 from functools import cached_property
 from typing import Any
 
+import orjson
+from adrf.views import APIView as AsyncAPIView
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import IsAuthenticatedOrReadOnly
+from rest_framework.permissions import AllowAny, IsAuthenticatedOrReadOnly
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from posts import selectors, services
 from posts.models import Post
 from posts.permissions import IsAuthorOrStaff
-from posts.serializers import PostListQuerySerializer, PostSerializer, PostWriteSerializer
-from project import caching
-from users.views import ID_PATTERN
+from posts.serializers import (
+    PostListQuerySerializer,
+    PostSerializer,
+    PostWriteSerializer,
+    UserOverviewResponseSerializer,
+    UserOverviewSerializer,
+)
+from project.cache import store
+from project.http.api import ID_PATTERN
+from users import enrichment
+from users import selectors as user_selectors
 
 
-def post_detail_read(post_id: int) -> caching.CachedRead:
+def post_detail_read(post_id: int) -> store.CachedRead:
     """A post's cached detail: its author's name is part of it, so renames invalidate it too."""
-    return caching.CachedRead("post-detail", (post_id,), (caching.post_scope(post_id), caching.AUTHORS_SCOPE))
+    return store.CachedRead("post-detail", (post_id,), (store.post_scope(post_id), store.AUTHORS_SCOPE))
 
 
 @extend_schema_view(
@@ -55,13 +68,13 @@ class PostViewSet(viewsets.GenericViewSet):
         query.is_valid()
         return query
 
-    def _feed_page_read(self) -> caching.CachedRead | None:
+    def _feed_page_read(self) -> store.CachedRead | None:
         """The cache entry of the unfiltered feed's first page; nothing else in a list is cached."""
         query = self._list_query
         filters = query.validated_data.get("author") is not None or query.validated_data.get("search")
         if query.errors or filters:
             return None
-        return caching.first_page_read(self.request, "feed", (), (caching.FEED_SCOPE,))
+        return store.first_page_read(self.request, "feed", (), (store.FEED_SCOPE,))
 
     def list(self, request: Request) -> Response | HttpResponse:
         query = self._list_query
@@ -72,7 +85,7 @@ class PostViewSet(viewsets.GenericViewSet):
             posts = self.paginate_queryset(selectors.post_list(author_id=author_id, search=search))
             return self.get_paginated_response(PostSerializer(posts, many=True).data).data
 
-        return caching.page_response(request, self._feed_page_read(), page)
+        return store.page_response(request, self._feed_page_read(), page)
 
     def create(self, request: Request) -> Response:
         body = PostWriteSerializer(data=request.data)
@@ -81,8 +94,8 @@ class PostViewSet(viewsets.GenericViewSet):
         return Response(PostSerializer(post).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> HttpResponse:
-        body = caching.cached_json(post_detail_read(int(pk)), compute=lambda: PostSerializer(self._get_post()).data)
-        return caching.json_response(request, body)
+        body = store.cached_json(post_detail_read(int(pk)), compute=lambda: PostSerializer(self._get_post()).data)
+        return store.json_response(request, body)
 
     def partial_update(self, request: Request, pk: str, *args: Any, **kwargs: Any) -> Response:
         post = self._get_post()
@@ -93,3 +106,62 @@ class PostViewSet(viewsets.GenericViewSet):
     def destroy(self, request: Request, pk: str) -> Response:
         services.post_delete(post=self._get_post())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UserPostsViewSet(viewsets.GenericViewSet):
+    """A user's posts, newest first (/api/users/{id}/posts/)."""
+
+    queryset = Post.objects.none()
+    serializer_class = PostSerializer
+    permission_classes = (AllowAny,)
+
+    @extend_schema(summary="A user's posts, newest first", responses=PostSerializer(many=True))
+    def list(self, request: Request, pk: str) -> Response | HttpResponse:
+        user_id = int(pk)
+
+        def page() -> Any:
+            posts = self.paginate_queryset(selectors.post_list(author_id=user_id))
+            # An empty page is a user without posts (there) or no user at all (a 404): only then
+            # does the user's row need a query of its own.
+            if not posts and not user_selectors.user_exists(user_id=user_id):
+                raise NotFound("No such user.")
+            return self.get_paginated_response(PostSerializer(posts, many=True).data).data
+
+        read = store.first_page_read(request, "user-posts", (user_id,), (store.user_scope(user_id),))
+        return store.page_response(request, read, page)
+
+
+class UserOverviewView(AsyncAPIView):
+    """Profile, latest posts and post count, with the external enrichment fetched meanwhile.
+
+    The database part (one query, or the cache) runs on Django's sync thread while the
+    outbound call waits on the event loop, so the response takes about the longer of the
+    two, not their sum.
+    """
+
+    permission_classes = (AllowAny,)
+
+    @staticmethod
+    def _profile(user_id: int) -> bytes:
+        def compute() -> Any:
+            user = selectors.user_overview(user_id=user_id)
+            if user is None:
+                raise NotFound("No such user.")
+            return UserOverviewSerializer(user).data
+
+        return store.cached_json(
+            store.CachedRead("user-overview", (user_id,), (store.user_scope(user_id),)), compute=compute
+        )
+
+    @extend_schema(
+        summary="A user's profile, latest posts and external enrichment", responses=UserOverviewResponseSerializer
+    )
+    async def get(self, request: Request, pk: str) -> HttpResponse:
+        user_id = int(pk)
+        profile, external = await asyncio.gather(
+            sync_to_async(self._profile)(user_id), enrichment.fetch_enrichment(user_id)
+        )
+        overview = orjson.loads(profile)
+        overview["external"] = external
+        overview["degraded"] = bool(settings.PROFILE_ENRICHMENT_URL) and external is None
+        return store.json_response(request, orjson.dumps(overview))

@@ -12,9 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from project import embedded
-from project.capacity import cpu_count
+from project.devservers import embedded
 from project.env import env_choice, env_int, env_str, redact_url
+from project.server.capacity import cpu_count
 
 server_mode = env_choice("SERVER_MODE", "wsgi", {"wsgi", "asgi"})
 os.environ["SERVER_MODE"] = server_mode
@@ -26,8 +26,8 @@ else:
     wsgi_app = "project.wsgi:application"
     # gthread, where a worker listens only while it holds no more connections than any other:
     # on the shared socket below, the stock worker often takes a whole burst of keep-alive
-    # connections while the other idles (project/server_worker.py).
-    worker_class = "project.server_worker.BalancedThreadWorker"
+    # connections while the other idles (project/server/worker.py).
+    worker_class = "project.server.worker.BalancedThreadWorker"
     threads = env_int("GUNICORN_THREADS", 4, minimum=1)
 
 bind = [env_str("BIND", "127.0.0.1:8000")]
@@ -49,7 +49,7 @@ keepalive = 5
 limit_request_line = 8190
 # Recycle workers now and then, so that a slow leak in any library cannot grow without bound.
 # Not often: a new worker costs 0.7 s of CPU to load the app and starts with a cold in-process
-# cache (project/local_cache.py). 20,000 recycled each worker every ~13 s under make compare's
+# cache (project/cache/local_cache.py). 20,000 recycled each worker every ~13 s under make compare's
 # load (~1,500 req/s a worker); at 250,000 that is every few minutes at peak, and the 10-minute
 # soak's memory stays flat without any recycling (docs/reliability.md).
 max_requests = env_int("GUNICORN_MAX_REQUESTS", 250_000, minimum=0)
@@ -69,7 +69,7 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
 
 def on_starting(server: Any) -> None:
     """Master start-up: attach the embedded servers and start metrics from zero."""
-    embedded_names = embedded.ensure_environment()
+    embedded_names = embedded.hold()
     metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True, exist_ok=True)
@@ -77,9 +77,9 @@ def on_starting(server: Any) -> None:
         "Postline %s on %s: database %s%s, cache %s%s",
         server_mode.upper(),
         ", ".join(bind),
-        redact_url(os.environ["DATABASE_URL"]),
+        redact_url(os.environ.get("DATABASE_URL", "")),
         " (embedded)" if "DATABASE_URL" in embedded_names else "",
-        redact_url(os.environ["REDIS_URL"]),
+        redact_url(os.environ.get("REDIS_URL", "")),
         " (embedded)" if "REDIS_URL" in embedded_names else "",
     )
 

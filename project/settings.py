@@ -8,8 +8,6 @@ request. The table of variables is in README.md.
 from pathlib import Path
 from typing import Any
 
-from project import embedded
-from project.capacity import cpu_count, recommended_pool_size
 from project.env import (
     ConfigurationError,
     database_from_url,
@@ -20,6 +18,7 @@ from project.env import (
     env_list,
     env_str,
 )
+from project.server.capacity import cpu_count, recommended_pool_size
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -89,7 +88,7 @@ if PRODUCTION and METRICS_TOKEN and len(METRICS_TOKEN) < 32:
 
 # Under ASGI every middleware must be async-capable: a sync-only one makes Django run it, and
 # every middleware above it, in a thread per request, and each MiddlewareMixin hook costs a
-# thread hop (docs/performance.md, issue 5). project.middleware's subclasses of Django's
+# thread hop (docs/performance.md, issue 5). project.http.middleware's subclasses of Django's
 # middlewares run their I/O-free hooks on the event loop. Static files: WhiteNoise under WSGI,
 # its async fork ServeStatic (same files, same headers) under ASGI.
 # Requests are counted and timed once, by RequestMetricsMiddleware (postline_http_*, what the
@@ -97,24 +96,24 @@ if PRODUCTION and METRICS_TOKEN and len(METRICS_TOKEN) < 32:
 # django_http_* at 68 us a request (docs/performance.md).
 MIDDLEWARE = [
     # First: its request id is on every log line of the request, its access line times the rest.
-    "project.middleware.RequestIdMiddleware",
-    "project.middleware.RequestMetricsMiddleware",
+    "project.http.middleware.RequestIdMiddleware",
+    "project.http.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware"
     if SERVER_MODE == "asgi"
     else "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Before anything reads the database: where this request's reads go (project/db_routing.py).
-    "project.db_routing.ReadYourWritesMiddleware",
-    "project.middleware.SessionMiddleware",
-    "project.middleware.CommonMiddleware",
+    # Before anything reads the database: where this request's reads go (project/db/routing.py).
+    "project.http.middleware.ReadYourWritesMiddleware",
+    "project.http.middleware.SessionMiddleware",
+    "project.http.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "project.middleware.AuthenticationMiddleware",
-    "project.middleware.MessageMiddleware",
+    "project.http.middleware.AuthenticationMiddleware",
+    "project.http.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "project.middleware.ContentSecurityPolicyMiddleware",
+    "project.http.middleware.ContentSecurityPolicyMiddleware",
 ]
 if not METRICS_ENABLED:
-    MIDDLEWARE.remove("project.middleware.RequestMetricsMiddleware")
+    MIDDLEWARE.remove("project.http.middleware.RequestMetricsMiddleware")
 
 ROOT_URLCONF = "project.urls"
 WSGI_APPLICATION = "project.wsgi.application"
@@ -169,7 +168,11 @@ STORAGES = {
 
 if PRODUCTION and not (env_str("DATABASE_URL") and env_str("REDIS_URL")):
     raise ConfigurationError("DATABASE_URL and REDIS_URL must be set when DJANGO_ENV=production")
-embedded.ensure_environment()
+# Unset in development: the entry points that serve or test (manage.py, gunicorn, the test
+# session) start the embedded servers and set both before settings load. Importing settings
+# starts nothing; a bare import that then connects reaches this reserved, unresolvable name.
+_NOT_STARTED = "embedded-servers-not-started.invalid"
+DATABASE_URL = env_str("DATABASE_URL") or f"postgres://postgres@{_NOT_STARTED}/postgres"
 
 DB_POOL_SIZE = env_int("DB_POOL_SIZE", recommended_pool_size(cores=cpu_count()), minimum=1)
 
@@ -179,7 +182,7 @@ DB_POOL_SIZE = env_int("DB_POOL_SIZE", recommended_pool_size(cores=cpu_count()),
 # PgBouncer refuses the `options` startup parameter (set jit=off with ALTER DATABASE instead).
 # Django's ASGI pool stays: it pools client connections to PgBouncer. docs/scale-out.md.
 DATABASE_PGBOUNCER = env_bool("DATABASE_PGBOUNCER", default=False)
-# Milliseconds a query may run before PostgreSQL cancels it (answered 503 by project/api.py),
+# Milliseconds a query may run before PostgreSQL cancels it (answered 503 by project/http/api.py),
 # so that one pathological query cannot hold a worker and a connection for minutes. The web
 # entry points (project/wsgi.py, project/asgi.py) default it to 5000; commands (migrations,
 # seed, index builds) run without one. Behind PgBouncer set it with ALTER ROLE instead.
@@ -211,15 +214,15 @@ def _database(url: str, *, variable: str) -> dict[str, Any]:
     else:
         database["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
         database["CONN_HEALTH_CHECKS"] = True
-    # Django's backend with a health check that needs no round trip (project/db_backend), and
+    # Django's backend with a health check that needs no round trip (project/db/backends), and
     # with query counts, durations and errors per alias (django_db_*) when metrics are on.
-    database["ENGINE"] = "project.db_backend.prometheus" if METRICS_ENABLED else "project.db_backend.postgresql"
+    database["ENGINE"] = "project.db.backends.prometheus" if METRICS_ENABLED else "project.db.backends.postgresql"
     return database
 
 
-DATABASES = {"default": _database(env_str("DATABASE_URL"), variable="DATABASE_URL")}
+DATABASES = {"default": _database(DATABASE_URL, variable="DATABASE_URL")}
 
-# --- Read replicas (project/db_routing.py, docs/scale-out.md) ---------------------------------
+# --- Read replicas (project/db/routing.py, docs/scale-out.md) ---------------------------------
 # DATABASE_REPLICA_URLS: comma-separated URLs of streaming replicas, as `replica_1`,
 # `replica_2`... Reads of web requests go to them; a client's reads go to the primary for
 # READ_YOUR_WRITES_SECONDS after its last write. A replica that refuses a connection is passed
@@ -230,7 +233,7 @@ READ_YOUR_WRITES_SECONDS = env_int("READ_YOUR_WRITES_SECONDS", 5, minimum=1)
 DATABASE_REPLICA_COOLDOWN = env_float("DATABASE_REPLICA_COOLDOWN", 5.0)
 for _number, _url in enumerate(env_list("DATABASE_REPLICA_URLS"), start=1):
     _replica = _database(_url, variable="DATABASE_REPLICA_URLS")
-    _replica["ENGINE"] = "project.replica_backend"
+    _replica["ENGINE"] = "project.db.backends.replica"
     _replica["TEST"] = {"MIRROR": "default"}
     if SERVER_MODE == "asgi":
         # A pool that cannot hand out a replica connection soon sends the read to the primary.
@@ -239,14 +242,14 @@ for _number, _url in enumerate(env_list("DATABASE_REPLICA_URLS"), start=1):
         )
     DATABASES[f"replica_{_number}"] = _replica
 DATABASE_REPLICAS = [alias for alias in DATABASES if alias != "default"]
-DATABASE_ROUTERS = ["project.db_routing.PrimaryReplicaRouter"] if DATABASE_REPLICAS else []
+DATABASE_ROUTERS = ["project.db.routing.PrimaryReplicaRouter"] if DATABASE_REPLICAS else []
 
 # --- Cache (Redis through django-redis) -----------------------------------------------------
 # Fail open: with Redis unreachable a cache call returns None (at once while the circuit
 # breaker is open, else after at most the socket timeout) and the request is served from
 # PostgreSQL. Ignored errors are logged.
 
-REDIS_URL = env_str("REDIS_URL")
+REDIS_URL = env_str("REDIS_URL") or f"redis://{_NOT_STARTED}:6379/0"
 CACHE_TTL = env_int("CACHE_TTL", 300, minimum=1)
 CACHE_SOCKET_TIMEOUT = env_float("CACHE_SOCKET_TIMEOUT", 0.25)
 CACHES = {
@@ -261,7 +264,7 @@ CACHES = {
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
             # Connections consult a circuit breaker: while Redis is down no call waits on it.
-            "CONNECTION_FACTORY": "project.redis_breaker.BreakerConnectionFactory",
+            "CONNECTION_FACTORY": "project.cache.redis_breaker.BreakerConnectionFactory",
             "SOCKET_CONNECT_TIMEOUT": CACHE_SOCKET_TIMEOUT,
             "SOCKET_TIMEOUT": CACHE_SOCKET_TIMEOUT,
             "IGNORE_EXCEPTIONS": True,
@@ -300,16 +303,16 @@ AUTH_PASSWORD_VALIDATORS = [
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # DRF's, plus a primary lookup for tokens not yet on a read replica.
-        "project.authentication.TokenAuthentication",
+        "project.http.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
-    "DEFAULT_PAGINATION_CLASS": "project.pagination.KeysetCursorPagination",
-    "DEFAULT_RENDERER_CLASSES": ["project.renderers.ORJSONRenderer"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "project.renderers.JSONFirstNegotiation",
-    "DEFAULT_SCHEMA_CLASS": "project.schema.PostlineAutoSchema",
-    "EXCEPTION_HANDLER": "project.api.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["project.throttling.WindowRateThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "project.http.pagination.KeysetCursorPagination",
+    "DEFAULT_RENDERER_CLASSES": ["project.http.renderers.ORJSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "project.http.renderers.JSONFirstNegotiation",
+    "DEFAULT_SCHEMA_CLASS": "project.http.schema.PostlineAutoSchema",
+    "EXCEPTION_HANDLER": "project.http.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["project.http.throttling.WindowRateThrottle"],
     # Production defaults are strict; development ones let a test client create a few hundred
     # accounts and a thousand posts a minute. "auth" guards the token endpoint against
     # password guessing. Counters live in Redis and fail open with it.
@@ -338,7 +341,7 @@ SPECTACULAR_SETTINGS = {
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-# Sent with every HTML page (project.middleware.ContentSecurityPolicyMiddleware): the landing
+# Sent with every HTML page (project.http.middleware.ContentSecurityPolicyMiddleware): the landing
 # page, the admin and Swagger UI load scripts, styles, fonts and images from this origin only,
 # and never inline code; Swagger UI's icons are data: URIs, its requests go to this origin.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -373,7 +376,7 @@ if PRODUCTION:
 # One line per record on stderr. LOG_FORMAT=json (production default): one JSON object per line
 # with timestamp, level, logger, message, request_id and the record's extra fields, for log
 # shippers. LOG_FORMAT=text (development default): readable lines, still with the request id.
-# project.access writes one line per request (project.middleware.RequestIdMiddleware).
+# project.access writes one line per request (project.http.middleware.RequestIdMiddleware).
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOG_FORMAT = env_choice("LOG_FORMAT", "json" if PRODUCTION else "text", {"json", "text"})
@@ -381,12 +384,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "request_id": {"()": "project.logs.RequestIdFilter"},
-        "skip_circuit_open": {"()": "project.redis_breaker.SkipCircuitOpen"},
+        "request_id": {"()": "project.observability.logs.RequestIdFilter"},
+        "skip_circuit_open": {"()": "project.cache.redis_breaker.SkipCircuitOpen"},
     },
     "formatters": {
-        "json": {"()": "project.logs.JsonFormatter"},
-        "text": {"()": "project.logs.TextFormatter"},
+        "json": {"()": "project.observability.logs.JsonFormatter"},
+        "text": {"()": "project.observability.logs.TextFormatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},

@@ -3,11 +3,12 @@ from django.urls import include, path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from project import health, metrics
+from project.http import health
+from project.observability import metrics
 
 # JSON bodies for unmatched URLs and unhandled errors, never an HTML page or a traceback.
-handler404 = "project.api.not_found"
-handler500 = "project.api.server_error"
+handler404 = "project.http.api.not_found"
+handler500 = "project.http.api.server_error"
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="landing.html"), name="landing"),

@@ -13,8 +13,9 @@ from django_redis.cache import RedisCache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from project import embedded, throttling
-from project.redis_breaker import breaker
+from project.cache.redis_breaker import breaker
+from project.devservers import embedded
+from project.http import throttling
 from tests.factories import UserFactory
 from users.models import User
 
@@ -23,7 +24,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """With DATABASE_REPLICA_URLS set, transactional tests may read through the replica aliases.
 
     They mirror the test database (TEST MIRROR), so their reads see the test's commits; tests
-    in a transaction (TestCase) read from the primary anyway (project/db_routing.py).
+    in a transaction (TestCase) read from the primary anyway (project/db/routing.py).
     """
     if not settings.DATABASE_REPLICAS:
         return

@@ -24,7 +24,7 @@ from psycopg import sql
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from project import embedded  # noqa: E402
+from project.devservers import embedded  # noqa: E402
 from project.env import database_from_url  # noqa: E402
 
 SCRATCH_DB = "postline_fuzz"
@@ -38,7 +38,7 @@ def free_port() -> int:
 
 
 def scratch_database_url() -> str:
-    embedded.ensure_environment()
+    embedded.hold()
     url = os.environ["DATABASE_URL"]
     config = database_from_url(url, variable="DATABASE_URL")
     with psycopg.connect(

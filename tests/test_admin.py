@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 
 from posts.models import Post
-from project import admin as project_admin
+from project.http import admin as project_admin
 from tests.conftest import client_for, planner_without_seqscans
 from tests.factories import PASSWORD, PostFactory, UserFactory
 from users import admin as users_admin

@@ -5,8 +5,8 @@ from django.core.management import call_command
 from django.test import Client
 from django_redis import get_redis_connection
 
-from project import embedded
-from project.api import QUERY_TOO_SLOW
+from project.devservers import embedded
+from project.http.api import QUERY_TOO_SLOW
 from tests.conftest import client_for
 from tests.live_server import run_python
 
@@ -49,7 +49,7 @@ def test_signed_in_users_have_their_own_budget(api_client, user, settings) -> No
 
 
 def test_a_high_limit_is_counted_in_batches_and_enforced_exactly(api_client, settings) -> None:
-    """300 a day: batches of 3 (project/throttling.py), so a third of the requests far from the
+    """300 a day: batches of 3 (project/http/throttling.py), so a third of the requests far from the
     limit reach Redis, and from a batch below it every request does; the 301st is refused."""
     with_rates(settings, anon="300/day")
     script_calls = redis_calls("evalsha")

@@ -12,7 +12,8 @@ from django.db import connection
 from django_redis import get_redis_connection
 
 from posts.views import post_detail_read
-from project import caching, embedded, local_cache
+from project.cache import local_cache, store
+from project.devservers import embedded
 from tests.conftest import client_for
 from tests.factories import PostFactory, UserFactory
 from tests.live_server import Server, request, running_gunicorn
@@ -58,7 +59,7 @@ def commands_of(call: Callable[[], object]) -> dict[str, int]:
 @pytest.mark.django_db
 def test_a_hot_cached_read_costs_no_redis_round_trip(api_client, own_redis) -> None:
     """The throttle counts in this process and the entry and its tokens are in its memory
-    (project/local_cache.py): a read this process served before needs no Redis command."""
+    (project/cache/local_cache.py): a read this process served before needs no Redis command."""
     post = PostFactory.create()
     for path in cached_paths(post.author_id, post.pk):
         first = api_client.get(path)
@@ -176,19 +177,19 @@ def test_the_cached_users_list_follows_sign_ups_posts_and_deactivations(reader: 
 @pytest.mark.django_db
 def test_local_entries_stop_being_trusted_when_redis_stops_answering(api_client, own_redis) -> None:
     """A paused Redis keeps its connections open and sends no invalidation, as a partitioned one
-    would: within TRUST_SECONDS the layer stops serving from memory (project/local_cache.py)."""
+    would: within TRUST_SECONDS the layer stops serving from memory (project/cache/local_cache.py)."""
     post = PostFactory.create()
     path = f"/api/posts/{post.pk}/"
     read = post_detail_read(post.pk)
     for _ in range(3):
         api_client.get(path)
     assert commands_of(lambda: api_client.get(path)) == {}
-    assert caching.local_tokens(read) is not None
+    assert store.local_tokens(read) is not None
     get_redis_connection("default").execute_command("CLIENT", "PAUSE", 4000)
     deadline = time.monotonic() + local_cache.TRUST_SECONDS + 2
-    while caching.local_tokens(read) is not None and time.monotonic() < deadline:
+    while store.local_tokens(read) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert caching.local_tokens(read) is None
+    assert store.local_tokens(read) is None
 
 
 def test_the_in_process_layer_keeps_at_most_max_bytes_least_recently_used_out_first() -> None:
@@ -219,7 +220,7 @@ def test_the_in_process_layer_keeps_at_most_max_tokens(monkeypatch) -> None:
 def test_fifty_concurrent_misses_on_one_key_query_the_database_at_most_twice(after_an_outage: bool) -> None:
     """After an outage the burst's first lookup starts a new epoch: once, not once per thread."""
     if after_an_outage:
-        caching._pending_epoch.mark()
+        store._pending_epoch.mark()
     queries = []
     start = threading.Barrier(50)
     bodies: list[bytes] = []
@@ -233,7 +234,7 @@ def test_fifty_concurrent_misses_on_one_key_query_the_database_at_most_twice(aft
     def miss() -> None:
         start.wait()
         try:
-            bodies.append(caching.cached_json(caching.CachedRead("stampede", (1,), ("test",)), compute=slow_query))
+            bodies.append(store.cached_json(store.CachedRead("stampede", (1,), ("test",)), compute=slow_query))
         finally:
             connection.close()
 
@@ -251,7 +252,7 @@ def test_fifty_concurrent_misses_on_one_key_query_the_database_at_most_twice(aft
 
 
 def served_from_cache(name: str) -> bool:
-    return bool(get_redis_connection("default").keys(f"*:{caching.API_VERSION}:{name}:*"))
+    return bool(get_redis_connection("default").keys(f"*:{store.API_VERSION}:{name}:*"))
 
 
 @pytest.mark.django_db
@@ -289,8 +290,8 @@ def test_a_failed_fill_releases_the_waiters_at_once() -> None:
     for _ in range(2):
         started = time.monotonic()
         with pytest.raises(LookupError):
-            caching.cached_json(caching.CachedRead("missing", (1,), ("test",)), compute=missing)
-        assert time.monotonic() - started < caching.FILL_WAIT_SECONDS / 2
+            store.cached_json(store.CachedRead("missing", (1,), ("test",)), compute=missing)
+        assert time.monotonic() - started < store.FILL_WAIT_SECONDS / 2
 
 
 def test_an_outage_is_logged_once_not_per_cache_call(db, api_client, own_redis, caplog) -> None:

@@ -12,8 +12,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from project.capacity import predicted_throughput, recommended_pool_size
 from project.management.commands.capacity import is_loopback, mean_from_metrics
+from project.server.capacity import predicted_throughput, recommended_pool_size
 from tests.factories import PostFactory
 from tests.live_server import running_gunicorn
 
@@ -57,7 +57,7 @@ def test_the_command_prints_pool_size_and_prediction_in_an_aligned_table() -> No
 
 def test_cores_default_to_what_this_process_may_use() -> None:
     output = capacity("--avg-response-ms", "10")
-    assert "(this host, project.capacity.cpu_count)" in row(output, "CPU cores")
+    assert "(this host, project.server.capacity.cpu_count)" in row(output, "CPU cores")
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The database backend's health check (project/db_backend/health.py): no round trip for a
+"""The database backend's health check (project/db/backends/health.py): no round trip for a
 healthy connection, yet a connection the server ended is replaced before a request's first
 query, on the test database of the real PostgreSQL.
 
@@ -17,7 +17,7 @@ import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection
 
-from project.db_backend.health import has_pending_input
+from project.db.backends.health import has_pending_input
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from project import embedded
+from project.devservers import embedded
 
 
 def test_healthz_answers_while_the_process_runs(client) -> None:

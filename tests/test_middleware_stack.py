@@ -51,7 +51,7 @@ def test_requests_are_counted_by_one_metrics_middleware() -> None:
     """django-prometheus's request middlewares counted every request a second time (68 us of the
     trivial view's 266 in-process, docs/performance.md): they stay out of the stack."""
     assert not [name for name in settings.MIDDLEWARE if "prometheus" in name.lower()]
-    assert settings.MIDDLEWARE.count("project.middleware.RequestMetricsMiddleware") == 1
+    assert settings.MIDDLEWARE.count("project.http.middleware.RequestMetricsMiddleware") == 1
 
 
 @pytest.mark.django_db

@@ -26,8 +26,8 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from project import metrics
-from project.logs import JsonFormatter, RequestIdFilter, TextFormatter, request_id_var
+from project.observability import metrics
+from project.observability.logs import JsonFormatter, RequestIdFilter, TextFormatter, request_id_var
 from tests.conftest import client_for
 from tests.factories import UserFactory
 from tests.live_server import Server, run_python, running_gunicorn
@@ -447,7 +447,7 @@ def test_metrics_enabled_false_removes_the_instrumentation() -> None:
     on = _settings_in_subprocess({"METRICS_ENABLED": "true"}, expression)
     assert "prometheus" not in off.lower()
     assert "RequestMetricsMiddleware" not in off
-    assert "project.middleware.RequestIdMiddleware" in off
+    assert "project.http.middleware.RequestIdMiddleware" in off
     # The database engine and the cache backend; requests are counted by RequestMetricsMiddleware.
     assert on.lower().count("prometheus") == 2
     assert "RequestMetricsMiddleware" in on

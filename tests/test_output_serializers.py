@@ -1,4 +1,4 @@
-"""OutputModelSerializer (project/api.py) answers byte for byte what DRF's own code answers.
+"""OutputModelSerializer (project/http/api.py) answers byte for byte what DRF's own code answers.
 
 DRF's output is had by switching the plans off (compiled_row returns None): every serializer
 then runs Serializer.to_representation and ListSerializer.to_representation as DRF ships them.
@@ -16,14 +16,14 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from posts.models import Post
-from posts.selectors import post_list
-from posts.serializers import AuthorSerializer, PostSerializer
-from project.api import OutputModelSerializer
-from project.renderers import ORJSONRenderer
+from posts.selectors import post_list, user_overview
+from posts.serializers import AuthorSerializer, PostSerializer, UserOverviewSerializer
+from project.http.api import OutputModelSerializer
+from project.http.renderers import ORJSONRenderer
 from tests.factories import PostFactory, UserFactory
 from users.models import User
-from users.selectors import user_list, user_overview
-from users.serializers import UserOverviewSerializer, UserPrivateSerializer, UserPublicSerializer
+from users.selectors import user_list
+from users.serializers import UserPrivateSerializer, UserPublicSerializer
 
 KOLKATA = zoneinfo.ZoneInfo("Asia/Kolkata")
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
@@ -57,7 +57,7 @@ def posts(db: None) -> list[Post]:
 @pytest.fixture
 def clear_plans() -> Iterator[None]:
     """Plans are per class; a test that changes settings must not leave its plans behind."""
-    with mock.patch.dict("project.api._compiled", clear=True):
+    with mock.patch.dict("project.http.api._compiled", clear=True):
         yield
 
 

@@ -3,7 +3,7 @@
 Requests are parsed by gunicorn_h1c's C parser, not the pure-Python one. The workers share the
 master's listening socket (no SO_REUSEPORT): a socket of each worker's own would die with the
 worker and reset the connections queued on it (tests/test_faults.py, docs/performance.md); they
-still share a burst of keep-alive connections evenly (project/server_worker.py).
+still share a burst of keep-alive connections evenly (project/server/worker.py).
 """
 
 import os

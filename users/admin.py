@@ -31,7 +31,7 @@ from django.utils.http import urlencode
 from rest_framework.authtoken import admin as authtoken_admin
 from rest_framework.authtoken.models import TokenProxy
 
-from project.admin import FastChangeListMixin, search_id
+from project.http.admin import FastChangeListMixin, search_id
 from users.models import User
 from users.serializers import metadata_error
 from users.services import EMAIL_TAKEN, user_activate, user_create, user_deactivate, user_update

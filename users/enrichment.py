@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from project import caching, metrics
-from project.breaker import CircuitBreaker
+from project.cache import store
+from project.observability import metrics
+from project.resilience.breaker import CircuitBreaker
 
 TARGET = "profile-enrichment"
 
@@ -76,6 +77,6 @@ async def fetch_enrichment(user_id: int) -> dict[str, Any] | None:
         breaker.record_success()
         return data
 
-    return await caching.cached_external(
+    return await store.cached_external(
         name="enrichment", parts=[user_id], ttl=settings.ENRICHMENT_CACHE_TTL, fetch=fetch
     )

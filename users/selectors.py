@@ -1,13 +1,7 @@
 """Reads of users. Views and the cache layer call these; nothing else builds user querysets."""
 
-from datetime import datetime
+from django.db.models import QuerySet
 
-from django.contrib.postgres.expressions import ArraySubquery
-from django.db.models import OuterRef, QuerySet
-from django.db.models.functions import JSONObject
-
-from posts.models import Post
-from posts.selectors import POST_ORDERING
 from users.models import User
 
 # The columns of a user anyone may see (users.serializers.UserPublicSerializer): public reads
@@ -36,40 +30,6 @@ def user_public_get(*, user_id: int) -> User | None:
     return User.objects.filter(pk=user_id, is_active=True).only(*PUBLIC_FIELDS).first()
 
 
-OVERVIEW_POSTS = 10
-
-
-def user_overview(*, user_id: int) -> User | None:
-    """An active user with `latest_posts` (newest first), in ONE query.
-
-    The overview view overlaps its database work with an outbound HTTP call; Django's async
-    ORM runs queries one after another on one thread, so the way to make the database part
-    short is one round trip: the latest posts come back as a JSON array in the user's row.
-    """
-    latest = (
-        Post.objects.filter(author=OuterRef("pk"))
-        .order_by(*POST_ORDERING)
-        .values(row=JSONObject(id="id", title="title", body="body", created_at="created_at", updated_at="updated_at"))[
-            :OVERVIEW_POSTS
-        ]
-    )
-    user = (
-        User.objects.filter(pk=user_id, is_active=True)
-        .only(*PUBLIC_FIELDS)
-        .annotate(latest_rows=ArraySubquery(latest))
-        .first()
-    )
-    if user is None:
-        return None
-    user.latest_posts = [  # type: ignore[attr-defined]
-        Post(
-            id=row["id"],
-            author=user,
-            title=row["title"],
-            body=row["body"],
-            created_at=datetime.fromisoformat(row["created_at"]),
-            updated_at=datetime.fromisoformat(row["updated_at"]),
-        )
-        for row in user.latest_rows
-    ]
-    return user
+def user_exists(*, user_id: int) -> bool:
+    """Whether the id names a user, active or not (a deactivated author's posts stay listed)."""
+    return User.objects.filter(pk=user_id).exists()

@@ -3,8 +3,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from posts.serializers import PostSerializer
-from project.api import OutputModelSerializer, StrictModelSerializer, StrictSerializer
+from project.http.api import OutputModelSerializer, StrictModelSerializer, StrictSerializer
 from users.models import User
 
 METADATA_MAX_BYTES = 4096
@@ -83,29 +82,6 @@ class UserProfileSerializer(UserPublicSerializer):
 
     class Meta(UserPublicSerializer.Meta):
         fields = UserPrivateSerializer.Meta.fields
-
-
-class UserOverviewSerializer(UserPublicSerializer):
-    """The database part of the overview: the public profile and the latest posts."""
-
-    latest_posts = PostSerializer(many=True, read_only=True)
-
-    class Meta(UserPublicSerializer.Meta):
-        fields = (*UserPublicSerializer.Meta.fields, "latest_posts")
-        read_only_fields = fields
-
-
-class UserOverviewResponseSerializer(UserOverviewSerializer):
-    """The overview as served: plus the external enrichment, null when it is unavailable."""
-
-    external = serializers.JSONField(allow_null=True, read_only=True)
-    degraded = serializers.BooleanField(
-        read_only=True, help_text="True when enrichment is configured but could not be fetched."
-    )
-
-    class Meta(UserOverviewSerializer.Meta):
-        fields = (*UserOverviewSerializer.Meta.fields, "external", "degraded")
-        read_only_fields = fields
 
 
 class UserCreateSerializer(StrictSerializer):

@@ -10,7 +10,7 @@ from django.db.models.functions import Lower
 from django.http import HttpRequest
 from rest_framework.authtoken.models import Token
 
-from project import caching
+from project.cache import store
 from users.models import User
 
 EMAIL_TAKEN = "A user with this email already exists."
@@ -51,10 +51,10 @@ def user_create(*, email: str, name: str, password: str) -> User:
 def _invalidate_after_commit(user: User, *, renamed: bool = False) -> None:
     """The user's profile and first page of posts, and the users list; on a rename, every page
     showing author names."""
-    scopes = [caching.user_scope(user.pk), caching.USERS_SCOPE]
+    scopes = [store.user_scope(user.pk), store.USERS_SCOPE]
     if renamed:
-        scopes += [caching.AUTHORS_SCOPE, caching.FEED_SCOPE]
-    transaction.on_commit(lambda: caching.invalidate(*scopes))
+        scopes += [store.AUTHORS_SCOPE, store.FEED_SCOPE]
+    transaction.on_commit(lambda: store.invalidate(*scopes))
 
 
 def user_update(*, user: User, data: dict[str, Any]) -> User:

@@ -4,7 +4,7 @@ import django.contrib.postgres.indexes
 import django.contrib.postgres.search
 from django.db import migrations, models
 
-from project.migration_operations import AddIndexConcurrentlyIdempotent
+from project.db.migration_operations import AddIndexConcurrentlyIdempotent
 
 
 class Migration(migrations.Migration):

@@ -18,7 +18,7 @@ import django.contrib.postgres.indexes
 from django.contrib.postgres.operations import RemoveIndexConcurrently
 from django.db import migrations
 
-from project.migration_operations import AddIndexConcurrentlyIdempotent
+from project.db.migration_operations import AddIndexConcurrentlyIdempotent
 
 BATCH_IDS = 10_000
 PROGRESS_SECONDS = 10

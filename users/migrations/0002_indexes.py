@@ -3,7 +3,7 @@
 import django.contrib.postgres.indexes
 from django.db import migrations, models
 
-from project.migration_operations import AddIndexConcurrentlyIdempotent
+from project.db.migration_operations import AddIndexConcurrentlyIdempotent
 
 
 class Migration(migrations.Migration):

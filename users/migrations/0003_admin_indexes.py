@@ -5,7 +5,7 @@ import django.contrib.postgres.indexes
 import django.db.models.functions.text
 from django.db import migrations, models
 
-from project.migration_operations import AddIndexConcurrentlyIdempotent
+from project.db.migration_operations import AddIndexConcurrentlyIdempotent
 
 
 class Migration(migrations.Migration):

@@ -6,8 +6,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from posts.seeding import DEFAULT_BATCH_ROWS, SEED_PASSWORD, SeedError, dataset_seed
-from project.capacity import cpu_count
-from project.metrics import time_command
+from project.observability.metrics import time_command
+from project.server.capacity import cpu_count
 
 
 class Command(BaseCommand):

@@ -28,7 +28,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 from prometheus_client.parser import text_string_to_metric_families
 
-from project.capacity import cpu_count, predicted_throughput, recommended_pool_size
+from project.server.capacity import cpu_count, predicted_throughput, recommended_pool_size
 
 REQUEST_TIMEOUT_S = 10.0
 # Scrapes and probes are frequent and cheap; averaging them in would flatter the mean.
@@ -252,7 +252,7 @@ class Command(BaseCommand):
         if cores < 1 or spindles < 0 or per_connection <= 0:
             raise CommandError("--cores must be >= 1, --spindles >= 0, --requests-per-connection > 0")
         pool = recommended_pool_size(cores=cores, spindles=spindles)
-        cores_note = " (this host, project.capacity.cpu_count)" if options["cores"] is None else ""
+        cores_note = " (this host, project.server.capacity.cpu_count)" if options["cores"] is None else ""
         rows: list[tuple[str, str]] = [
             ("CPU cores", f"{cores}{cores_note}"),
             ("effective spindles", f"{spindles}"),

@@ -1,0 +1,53 @@
+"""OpenAPI generation: every operation documents the errors it can answer with.
+
+drf-spectacular describes success responses only; a client generated from such a schema (and
+schemathesis) would treat a 400, 401 or 429 as a protocol violation. The rules here follow
+what the views do: validation on bodies and query parameters, token authentication on every
+API view, object permissions on writes, lookups by id, throttling everywhere, and a 503 from
+every operation while PostgreSQL cannot be reached (project/http/api.py).
+"""
+
+from typing import Any
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import ResolvedComponent
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": 'DRF\'s error shape: {"detail": "..."} or {"field": ["reason", ...]}.',
+    "additionalProperties": True,
+}
+
+
+class PostlineAutoSchema(AutoSchema):
+    def _error_response(self, description: str) -> dict[str, Any]:
+        component = ResolvedComponent(name="Error", type=ResolvedComponent.SCHEMA, schema=ERROR_SCHEMA, object="Error")
+        self.registry.register_on_missing(component)
+        return {"description": description, "content": {"application/json": {"schema": component.ref}}}
+
+    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+        responses = super()._get_response_bodies(direction)  # type: ignore[arg-type]
+        method = self.method.upper()
+        has_id = "{id}" in self.path
+        errors: dict[str, str] = {"429": "Throttled; retry after `Retry-After` seconds."}
+        if method in {"POST", "PATCH"} or (method == "GET" and not has_id) or self.path.endswith("/posts/"):
+            errors["400"] = "Invalid input; each field names its reasons."
+        if self.get_auth():
+            errors["401"] = "Missing or invalid token (or a signed-in user is required)."
+        if method in {"PATCH", "DELETE"} or self.path.endswith("/me/"):
+            errors["403"] = "Signed in, but not allowed to do this."
+        if has_id:
+            errors["404"] = "No such object."
+        errors["503"] = "The database is unavailable (e.g. restarting); retry after `Retry-After` seconds."
+        for code, description in errors.items():
+            responses.setdefault(code, self._error_response(description))
+        if method == "GET":
+            # Answered by gunicorn itself, before Django, as a small HTML page.
+            responses.setdefault(
+                "414",
+                {
+                    "description": "Request line longer than the server accepts (8 KiB).",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                },
+            )
+        return dict(responses)
