@@ -16,7 +16,8 @@ from django.db import connection
 from django.db.models import Count
 
 from posts.models import Post
-from posts.seeding import NOUNS, SEED_PASSWORD
+from posts.seeding import SEED_PASSWORD
+from posts.seeding.text import NOUNS
 from tests.conftest import documents_are_right
 from users.models import User
 
