@@ -14,12 +14,14 @@ from django.db import connection
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from posts.models import Post
 from project.http import admin as project_admin
 from tests.conftest import client_for, planner_without_seqscans
 from tests.factories import PASSWORD, PostFactory, UserFactory
 from users import admin as users_admin
+from users import rules, selectors
 from users.models import User
 
 USERS_URL = "/admin/users/user/"
@@ -441,6 +443,7 @@ def test_metadata_is_shown_pretty_printed(staff_client) -> None:
         (json.dumps({"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}), "Nested at most 5 levels deep."),
         (json.dumps({"a": "x\u0000y"}), "Null characters are not allowed."),
         (json.dumps({"a": "x" * 5000}), "At most 4096 bytes as JSON."),
+        ('{"a": "\\ud800"}', "Lone surrogates are not allowed."),
     ],
 )
 def test_metadata_is_validated_like_the_api(staff_client, metadata: str, error: str) -> None:
@@ -448,6 +451,20 @@ def test_metadata_is_validated_like_the_api(staff_client, metadata: str, error: 
     response = staff_client.post(f"{USERS_URL}{user.pk}/change/", change_data(user, metadata=metadata))
     assert response.status_code == 200
     assert error in text(response)
+    user.refresh_from_db()
+    assert user.metadata == {"plan": "free"}
+
+
+def test_metadata_limits_are_the_apis(staff_client, monkeypatch) -> None:
+    """users.rules holds the limits: the form's check and its help text follow them."""
+    monkeypatch.setattr(rules, "METADATA_MAX_KEYS", 2)
+    user = UserFactory.create(metadata={"plan": "free"})
+    response = staff_client.post(
+        f"{USERS_URL}{user.pk}/change/", change_data(user, metadata='{"a": 1, "b": 2, "c": 3}')
+    )
+    assert response.status_code == 200
+    assert "At most 2 keys." in text(response)
+    assert f"A JSON object ({rules.METADATA_LIMITS}). Empty means {{}}." in text(response)
     user.refresh_from_db()
     assert user.metadata == {"plan": "free"}
 
@@ -481,6 +498,25 @@ def test_editing_a_user_goes_through_the_services(client: Client) -> None:
     assert api.get(f"/api/users/{user.pk}/").status_code == 404
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_edit_invalidates_the_cached_profile_and_list(client: Client, django_assert_num_queries) -> None:
+    client.force_login(UserFactory.create(is_staff=True, is_superuser=True))
+    user = UserFactory.create(metadata={"plan": "free"})
+    api = APIClient()
+    profile = f"/api/users/{user.pk}/"
+    with django_assert_num_queries(2):
+        assert api.get(profile).json()["metadata"] == {"plan": "free"}
+        assert api.get("/api/users/").status_code == 200
+    with django_assert_num_queries(0):  # both cached
+        assert api.get(profile).status_code == api.get("/api/users/").status_code == 200
+
+    data = change_data(user, name="Edited", metadata='{"plan": "pro"}')
+    assert client.post(f"{USERS_URL}{user.pk}/change/", data).status_code == 302
+    with django_assert_num_queries(2):  # both computed again
+        assert api.get(profile).json()["metadata"] == {"plan": "pro"}
+        assert api.get("/api/users/").json()["results"][0]["name"] == "Edited"
+
+
 def test_user_page_shows_the_post_count_linked_to_their_posts(staff_client) -> None:
     author = UserFactory.create()
     PostFactory.create_batch(3, author=author, title="Mine")
@@ -510,6 +546,35 @@ def test_adding_a_user_validates_the_password_and_the_email(staff_client) -> Non
     user = User.objects.get(email="new@example.com")
     assert user.check_password("lunar-orbit-1969")
     assert not user.is_staff
+
+
+def test_adding_a_user_refuses_an_email_taken_in_another_case(staff_client) -> None:
+    UserFactory.create(email="Grace.Hopper@example.com")
+    form = {
+        "email": "grace.HOPPER@Example.COM",
+        "name": "G",
+        "password1": "lunar-orbit-1969",
+        "password2": "lunar-orbit-1969",
+    }
+    response = staff_client.post(f"{USERS_URL}add/", form)
+    assert response.status_code == 200
+    assert "A user with this email already exists." in text(response)
+    assert list(User.objects.order_by("id").values_list("email", flat=True)) == [
+        "boss@example.com",
+        "Grace.Hopper@example.com",
+    ]
+
+
+def test_adding_a_user_normalises_the_email_like_sign_up(staff_client) -> None:
+    form = {
+        "email": " New.User@EXAMPLE.Com ",
+        "name": "New",
+        "password1": "lunar-orbit-1969",
+        "password2": "lunar-orbit-1969",
+    }
+    response = staff_client.post(f"{USERS_URL}add/", form, follow=True)
+    assert "New.User@example.com" in text(response)
+    assert User.objects.filter(email="New.User@example.com").exists()
 
 
 # --- posts: writes go through posts.services --------------------------------------------------------
@@ -617,6 +682,38 @@ def test_createstaff_is_idempotent_and_updates(staff_env, monkeypatch, capsys) -
     user = User.objects.get()
     assert (user.is_staff, user.is_superuser, user.is_active, user.name) == (True, True, True, "Operations")
     assert user.check_password("another-quiet-harbour")
+
+
+@pytest.mark.django_db
+def test_createstaff_normalises_the_email_like_sign_up(staff_env, monkeypatch, api_client) -> None:
+    typed = "  Ops.Team@EXAMPLE.Com "
+    body = {"email": typed, "name": "Ops", "password": staff_env["DJANGO_STAFF_PASSWORD"]}
+    assert api_client.post("/api/users/", body, format="json").status_code == 201
+    signed_up = User.objects.get().email
+    User.objects.all().delete()
+    monkeypatch.setenv("DJANGO_STAFF_EMAIL", typed)
+    call_command("createstaff")
+    assert User.objects.get().email == signed_up == "Ops.Team@example.com"
+
+
+@pytest.mark.django_db
+def test_createstaff_takes_over_the_account_whose_email_differs_only_in_case(staff_env, capsys) -> None:
+    UserFactory.create(email="Ops@Example.com", name="Ops")
+    call_command("createstaff")
+    user = User.objects.get()
+    assert (user.email, user.is_staff, user.is_superuser) == ("Ops@Example.com", True, True)
+    assert "updated staff user Ops@Example.com" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_createstaff_refuses_a_duplicate_created_meanwhile(staff_env, monkeypatch) -> None:
+    """An account created between the lookup and the insert (the lookups are made to miss it):
+    the case-insensitive unique constraint refuses the second one."""
+    UserFactory.create(email="OPS@example.com")
+    monkeypatch.setattr(selectors, "user_get_by_email", lambda **kwargs: None)
+    with pytest.raises(CommandError, match="email already exists"):
+        call_command("createstaff")
+    assert User.objects.get().email == "OPS@example.com"
 
 
 @pytest.mark.django_db

@@ -4,6 +4,7 @@ from rest_framework.authtoken.models import Token
 
 from tests.conftest import client_for
 from tests.factories import PASSWORD, PostFactory, UserFactory
+from users import rules
 from users.models import User
 
 pytestmark = pytest.mark.django_db
@@ -34,6 +35,14 @@ def test_email_is_unique_whatever_its_case(api_client) -> None:
     assert response.status_code == 400
     assert response.json() == {"email": ["A user with this email already exists."]}
     assert User.objects.count() == 1
+
+
+def test_sign_up_names_every_refused_field_at_once(api_client) -> None:
+    UserFactory.create(email="ada@example.com")
+    response = api_client.post("/api/users/", {**SIGN_UP, "email": "ADA@Example.com", "password": "123"}, format="json")
+    assert response.status_code == 400
+    assert set(response.json()) == {"email", "password"}
+    assert response.json()["email"] == ["A user with this email already exists."]
 
 
 @pytest.mark.parametrize(
@@ -220,6 +229,20 @@ def test_bad_metadata_is_a_400(user, metadata) -> None:
     response = client_for(user).patch(f"/api/users/{user.pk}/", {"metadata": metadata}, format="json")
     assert response.status_code == 400
     assert "metadata" in response.json()
+
+
+def test_metadata_limits_are_the_ones_in_users_rules(user, monkeypatch) -> None:
+    monkeypatch.setattr(rules, "METADATA_MAX_KEYS", 2)
+    response = client_for(user).patch(f"/api/users/{user.pk}/", {"metadata": {"a": 1, "b": 2, "c": 3}}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"metadata": ["At most 2 keys."]}
+
+
+def test_metadata_jsonb_cannot_store_is_a_400_not_a_500(user) -> None:
+    body = '{"metadata": {"k": "\\ud800"}}'  # a lone surrogate: valid JSON text, no UTF-8 form
+    response = client_for(user).patch(f"/api/users/{user.pk}/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {"metadata": ["Lone surrogates are not allowed."]}
 
 
 def test_only_self_or_staff_may_edit(api_client, user, staff) -> None:

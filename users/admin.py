@@ -6,9 +6,12 @@ users_staff_id_idx), the search, and its results' order, by users_email_like_idx
 (lower(email) text_pattern_ops). Only id is sortable; sorting by another column would sort the
 whole table on every page view.
 
-Writes go through users.services, like the API's: names and metadata through user_update,
-(de)activation through user_activate / user_deactivate, so caches are invalidated and a
-deactivated user's API tokens revoked. Users are deactivated, never deleted, here.
+Writes go through users.services, like the API's: new users through user_create (the add form
+shows user_create_check's errors), names and metadata through user_update, (de)activation
+through user_activate / user_deactivate, staff flags through user_staff_set (groups and
+permissions, Django's own tables, by save_related), so caches are invalidated and a deactivated
+user's API tokens revoked. Users are deactivated, never deleted, here. Emails are matched by
+users.models.email_matches, metadata checked by users.rules.
 """
 
 import json
@@ -18,12 +21,10 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import SEARCH_VAR
-from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import OrderBy, Q, QuerySet, Value
+from django.db.models import OrderBy, Q, QuerySet
 from django.db.models.functions import Lower
-from django.db.models.lookups import StartsWith
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
@@ -32,22 +33,19 @@ from rest_framework.authtoken import admin as authtoken_admin
 from rest_framework.authtoken.models import TokenProxy
 
 from project.http.admin import FastChangeListMixin, search_id
-from users.models import User
-from users.serializers import metadata_error
-from users.services import EMAIL_TAKEN, user_activate, user_create, user_deactivate, user_update
+from users.models import User, email_matches
+from users.rules import METADATA_LIMITS, metadata_error
+from users.services import (
+    user_activate,
+    user_create,
+    user_create_check,
+    user_deactivate,
+    user_staff_set,
+    user_update,
+)
 
 # A bulk action touches at most this many users (each one is a service call and a commit hook).
 BULK_ACTION_LIMIT = 500
-
-
-def email_starts_with(term: str, *, email: str = "email") -> StartsWith:
-    """A filter condition: lower(email) LIKE lower(term) || '%', case-insensitive prefix match.
-
-    Both sides are lowered by PostgreSQL (the same lower() as the index), LIKE's wildcards in
-    the term are escaped, and the pattern is a constant by planning time, so
-    users_email_like_idx serves it as a range scan. `email` may follow a relation ("user__email").
-    """
-    return StartsWith(Lower(email), Lower(Value(term)))
 
 
 class PatternOrder(OrderBy):
@@ -76,19 +74,26 @@ def _reject_constant(name: str) -> None:
 
 
 class MetadataFormField(forms.JSONField):
-    """A user's metadata in a textarea: indented JSON in, the API's rules (users.serializers) out."""
+    """A user's metadata in a textarea: indented JSON in, the API's rules (users.rules) out."""
 
     widget = forms.Textarea(attrs={"rows": 14, "cols": 80, "class": "vLargeTextField postline-metadata"})
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
-        kwargs.setdefault("help_text", "A JSON object (at most 50 keys, 5 levels, 4096 bytes). Empty means {}.")
+        kwargs.setdefault("help_text", f"A JSON object ({METADATA_LIMITS}). Empty means {{}}.")
         super().__init__(**kwargs)
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, forms.fields.InvalidJSONInput):
             return value
         return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        """After an error, the text as typed: parsed and printed again, a lone surrogate (valid
+        JSON as an escape, refused by users.rules) could not be written into the page."""
+        if self.disabled or data is None:
+            return super().bound_data(data, initial)
+        return forms.fields.InvalidJSONInput(data)
 
     def to_python(self, value: Any) -> Any:
         if self.disabled:
@@ -100,7 +105,6 @@ class MetadataFormField(forms.JSONField):
         elif isinstance(value, str):
             try:
                 parsed = json.loads(value, parse_constant=_reject_constant)
-                json.dumps(parsed, ensure_ascii=False).encode()  # lone surrogates cannot be stored
             except ValueError:
                 raise ValidationError(self.error_messages["invalid"], code="invalid", params={"value": value}) from None
         else:
@@ -129,7 +133,7 @@ class UserChangeForm(forms.ModelForm):
 
 
 class UserAddForm(forms.ModelForm):
-    """Sign-up by staff: the same checks as POST /api/users/ (users.services.user_create)."""
+    """Sign-up by staff: the checks of POST /api/users/ (users.services.user_create_check), shown on the form."""
 
     password1 = forms.CharField(label="Password", strip=False, widget=forms.PasswordInput)
     password2 = forms.CharField(label="Password (again)", strip=False, widget=forms.PasswordInput)
@@ -138,22 +142,17 @@ class UserAddForm(forms.ModelForm):
         model = User
         fields = ("email", "name")
 
-    def clean_email(self) -> str:
-        email = User.objects.normalize_email(self.cleaned_data["email"])
-        if User.objects.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(email))).exists():
-            raise ValidationError(EMAIL_TAKEN)
-        return email
-
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         password = cleaned.get("password1")
         if password and password != cleaned.get("password2"):
             self.add_error("password2", "The two passwords differ.")
-        elif password:
+        if password and "email" in cleaned and "name" in cleaned:
             try:
-                validate_password(password, User(email=cleaned.get("email", ""), name=cleaned.get("name", "")))
+                user_create_check(email=cleaned["email"], name=cleaned["name"], password=password)
             except ValidationError as error:
-                self.add_error("password1", error)
+                for field, messages in error.message_dict.items():
+                    self.add_error("password1" if field == "password" else field, messages)
         return cleaned
 
 
@@ -200,7 +199,7 @@ class UserAdmin(FastChangeListMixin, admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        matches = Q(email_starts_with(term))
+        matches = Q(email_matches(term, prefix=True))
         user_id = search_id(term)
         if user_id is not None:
             matches |= Q(pk=user_id)
@@ -242,7 +241,10 @@ class UserAdmin(FastChangeListMixin, admin.ModelAdmin):
         if not change:
             data = form.cleaned_data
             created = user_create(email=data["email"], name=data["name"], password=data["password1"])
-            obj.pk, obj.password, obj.created_at = created.pk, created.password, created.created_at
+            # The form's instance becomes the saved account (normalised email, id) for the
+            # admin's message, log entry and redirect.
+            for field in User._meta.concrete_fields:
+                setattr(obj, field.attname, getattr(created, field.attname))
             obj._state.adding, obj._state.db = False, created._state.db
             return
         changed = set(form.changed_data)
@@ -251,10 +253,8 @@ class UserAdmin(FastChangeListMixin, admin.ModelAdmin):
             user_update(user=obj, data=profile)
         if "is_active" in changed:
             (user_activate if obj.is_active else user_deactivate)(user=obj)
-        flags = [field for field in ("is_staff", "is_superuser") if field in changed]
-        if flags:
-            # Permission flags are not part of any cached response; no service owns them yet.
-            obj.save(update_fields=flags)
+        if changed & {"is_staff", "is_superuser"}:
+            user_staff_set(user=obj, is_staff=obj.is_staff, is_superuser=obj.is_superuser)
 
     @admin.action(description="Activate selected users", permissions=["change"])
     def activate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
@@ -305,4 +305,4 @@ class TokenAdmin(FastChangeListMixin, authtoken_admin.TokenAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        return queryset.filter(email_starts_with(term, email="user__email")), False
+        return queryset.filter(email_matches(term, prefix=True, field="user__email")), False

@@ -3,16 +3,35 @@ from typing import Any, ClassVar
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
+from django.db.models import Value
 from django.db.models.functions import Lower
+from django.db.models.lookups import Exact, StartsWith
 from django.utils import timezone
 
 
+def email_matches(value: str, *, prefix: bool = False, field: str = "email") -> Exact | StartsWith:
+    """The condition "the email is `value` (`prefix`: starts with it), whatever its case".
+
+    The one definition of which emails are the same. PostgreSQL lowers both sides with the
+    lower() of the users_email_ci_unique constraint, so every lookup agrees with it (Python's
+    str.lower() differs on some non-ASCII letters); the value is a constant by planning time,
+    so an index on lower(email) serves the lookup (users_email_like_idx serves a prefix too,
+    LIKE's wildcards escaped). `field` may follow a relation ("user__email").
+    """
+    lookup = StartsWith if prefix else Exact
+    return lookup(Lower(field), Lower(Value(value)))
+
+
 class UserManager(BaseUserManager["User"]):
+    """Emails are normalised by BaseUserManager.normalize_email (whitespace stripped, domain
+    lowercased): users.services.user_create_check calls it for every account the services
+    create, create_user (Django's hook, for createsuperuser) too."""
+
     use_in_migrations = True
 
     def get_by_natural_key(self, username: str | None) -> "User":
-        """Log-in lookup, case-insensitive and served by the Lower("email") unique index."""
-        return self.alias(email_lower=Lower("email")).get(email_lower=(username or "").lower())
+        """Log-in lookup, case-insensitive (email_matches)."""
+        return self.get(email_matches(username or ""))
 
     def create_user(self, email: str, password: str | None = None, **fields: Any) -> "User":
         user = self.model(email=self.normalize_email(email), **fields)

@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 
-from users.models import User
+from users.models import User, email_matches
 
 # The columns of a user anyone may see (users.serializers.UserPublicSerializer): public reads
 # load these only, not the password hash, email, last_login and flags nobody shows.
@@ -23,6 +23,15 @@ def user_get(*, user_id: int, include_inactive: bool = False) -> User | None:
     if not include_inactive:
         users = users.filter(is_active=True)
     return users.filter(pk=user_id).first()
+
+
+def user_get_by_email(*, email: str, for_update: bool = False) -> User | None:
+    """The user, active or not, whose email is `email` whatever its case; `for_update` locks
+    their row until the caller's transaction ends."""
+    users = User.objects.filter(email_matches(email))
+    if for_update:
+        users = users.select_for_update()
+    return users.first()
 
 
 def user_public_get(*, user_id: int) -> User | None:

@@ -1,48 +1,10 @@
-import json
 from typing import Any
 
 from rest_framework import serializers
 
 from project.http.api import OutputModelSerializer, StrictModelSerializer, StrictSerializer
 from users.models import User
-
-METADATA_MAX_BYTES = 4096
-METADATA_MAX_KEYS = 50
-METADATA_MAX_DEPTH = 5
-
-
-def _contains_nul(value: Any) -> bool:
-    """PostgreSQL's jsonb cannot store U+0000, so such input must be a 400, not a 500."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(key) or _contains_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(item) for item in value)
-    return False
-
-
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(item) for item in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(item) for item in value), default=0)
-    return 0
-
-
-def metadata_error(value: Any) -> str | None:
-    """Why `value` cannot be a user's metadata, or None: the rules the API and the admin share."""
-    if not isinstance(value, dict):
-        return "Must be a JSON object."
-    if len(value) > METADATA_MAX_KEYS:
-        return f"At most {METADATA_MAX_KEYS} keys."
-    if _depth(value) > METADATA_MAX_DEPTH:
-        return f"Nested at most {METADATA_MAX_DEPTH} levels deep."
-    if _contains_nul(value):
-        return "Null characters are not allowed."
-    if len(json.dumps(value, ensure_ascii=False).encode()) > METADATA_MAX_BYTES:
-        return f"At most {METADATA_MAX_BYTES} bytes as JSON."
-    return None
+from users.rules import metadata_error
 
 
 class MetadataField(serializers.JSONField):

@@ -1,16 +1,16 @@
-"""Writes to users and their side effects. Views and the admin call these, nothing else saves users."""
+"""Writes to users and their side effects. Views, the admin and commands call these; nothing else saves users."""
 
-from typing import Any
+from typing import Any, Literal
 
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models.functions import Lower
 from django.http import HttpRequest
 from rest_framework.authtoken.models import Token
 
 from project.cache import store
+from users import selectors
 from users.models import User
 
 EMAIL_TAKEN = "A user with this email already exists."
@@ -18,23 +18,35 @@ BAD_CREDENTIALS = "Unable to log in with the provided credentials."
 EMAIL_CONSTRAINT = "users_email_ci_unique"
 
 
-def _email_taken(email: str) -> bool:
-    return User.objects.alias(email_lower=Lower("email")).filter(email_lower=email.lower()).exists()
-
-
-def _check_password(password: str, user: User) -> None:
+def _password_errors(password: str, user: User) -> list[str]:
     try:
         validate_password(password, user=user)
     except ValidationError as error:
-        raise ValidationError({"password": error.messages}) from None
+        return error.messages
+    return []
+
+
+def user_create_check(*, email: str, name: str, password: str) -> User:
+    """The account user_create would save, unsaved, or a ValidationError naming every refused field.
+
+    The email is normalised (User.objects.normalize_email) and must be free whatever its case;
+    the password must pass the validators, which compare it with the email and name. Forms call
+    this to show every error before anything is saved (the admin's add form).
+    """
+    user = User(email=User.objects.normalize_email(email), name=name)
+    errors: dict[str, list[str]] = {}
+    if password_errors := _password_errors(password, user):
+        errors["password"] = password_errors
+    if selectors.user_get_by_email(email=user.email) is not None:
+        errors["email"] = [EMAIL_TAKEN]
+    if errors:
+        raise ValidationError(errors)
+    return user
 
 
 def user_create(*, email: str, name: str, password: str) -> User:
     """Sign a user up; the email is unique whatever its case, also under concurrent sign-ups."""
-    user = User(email=User.objects.normalize_email(email), name=name)
-    _check_password(password, user)
-    if _email_taken(user.email):
-        raise ValidationError({"email": [EMAIL_TAKEN]})
+    user = user_create_check(email=email, name=name, password=password)
     user.set_password(password)
     try:
         with transaction.atomic():
@@ -65,7 +77,8 @@ def user_update(*, user: User, data: dict[str, Any]) -> User:
             setattr(user, field, data[field])
             changed.append(field)
     if "password" in data:
-        _check_password(data["password"], user)
+        if errors := _password_errors(data["password"], user):
+            raise ValidationError({"password": errors})
         user.set_password(data["password"])
         changed.append("password")
     if changed:
@@ -87,6 +100,42 @@ def user_activate(*, user: User) -> None:
     user.is_active = True
     user.save(update_fields=["is_active"])
     _invalidate_after_commit(user)
+
+
+def user_staff_set(*, user: User, is_staff: bool, is_superuser: bool) -> None:
+    """Staff and superuser flags. Nothing to invalidate: no cached response shows them (the
+    private profile, which does, is never cached) and authentication reads them from the
+    database on every request."""
+    user.is_staff, user.is_superuser = is_staff, is_superuser
+    user.save(update_fields=["is_staff", "is_superuser"])
+
+
+@transaction.atomic
+def user_staff_ensure(
+    *, email: str, name: str, password: str
+) -> tuple[Literal["created", "updated", "unchanged"], User]:
+    """An active staff superuser with this email (whatever its case), name and password: created,
+    or the existing account brought up to date (locked meanwhile), so it is safe to run on every
+    deployment (manage.py createstaff)."""
+    user = selectors.user_get_by_email(email=email, for_update=True)
+    if user is None:
+        user = user_create(email=email, name=name, password=password)
+        user_staff_set(user=user, is_staff=True, is_superuser=True)
+        return "created", user
+    changes: dict[str, Any] = {}
+    if user.name != name:
+        changes["name"] = name
+    if not user.check_password(password):
+        changes["password"] = password
+    if changes:
+        user_update(user=user, data=changes)
+    promote = not (user.is_staff and user.is_superuser)
+    if promote:
+        user_staff_set(user=user, is_staff=True, is_superuser=True)
+    reactivate = not user.is_active
+    if reactivate:
+        user_activate(user=user)
+    return ("updated" if changes or promote or reactivate else "unchanged"), user
 
 
 def auth_token_obtain(*, request: HttpRequest | None, email: str, password: str) -> str:
