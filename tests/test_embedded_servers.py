@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from project.devservers import embedded
 from tests.live_server import BASE_DIR
 
 HOLD_UNTIL_STDIN_CLOSES = (
@@ -115,3 +116,8 @@ def test_servers_found_running_are_left_running(data_dir: Path) -> None:
     assert running
     assert _python(data_dir, "manage.py", "check").returncode == 0
     assert len(_servers_of(data_dir)) == len(running)
+
+
+def test_the_data_lives_in_the_checkouts_own_data_directory() -> None:
+    assert embedded.BASE_DIR == BASE_DIR
+    assert os.environ.get("POSTLINE_DATA_DIR") or embedded.DATA_DIR == BASE_DIR / ".data"

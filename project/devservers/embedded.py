@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psutil  # pgserver's own dependency
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("POSTLINE_DATA_DIR", BASE_DIR / ".data"))
 RUNTIME_DIR = DATA_DIR / "run"
 HOLDERS_DIR = DATA_DIR / "holders"
