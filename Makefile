@@ -68,7 +68,7 @@ FUZZ_EXAMPLES ?= 60
 FUZZ_SECONDS ?= 300
 fuzz: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,fuzz]'
-	$(BIN)/python tests/fuzz_live.py --max-examples $(FUZZ_EXAMPLES) --max-time $(FUZZ_SECONDS)
+	$(BIN)/python -m tests.fuzz_live --max-examples $(FUZZ_EXAMPLES) --max-time $(FUZZ_SECONDS)
 
 deploy-check:
 	bash deploy/validate.sh
@@ -82,27 +82,27 @@ $(LOAD_INSTALLED): $(INSTALLED)
 	touch $@
 
 loadtest: $(LOAD_INSTALLED)
-	$(BIN)/python loadtests/run.py --scenario both --users 40 --run-time 60s $(LOADTEST_ARGS)
+	$(BIN)/python -m loadtests.run --scenario both --users 40 --run-time 60s $(LOADTEST_ARGS)
 
 # The CI smoke run: 20 s on a small seed, same thresholds, reports outside docs/.
 loadtest-smoke: $(LOAD_INSTALLED)
-	$(BIN)/python loadtests/run.py --scenario both --users 10 --spawn-rate 5 --run-time 20s \
+	$(BIN)/python -m loadtests.run --scenario both --users 10 --spawn-rate 5 --run-time 20s \
 		--database postline_smoke --seed-users 2000 --seed-posts 20000 --report-dir .data/loadtests-smoke $(LOADTEST_ARGS)
 
 # wrk on 1M users / 10M posts; BENCH_ARGS passes options through (e.g. --database seedbench).
 BENCH_ARGS ?=
 bench: $(LOAD_INSTALLED)
 	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-	$(BIN)/python loadtests/bench.py --write-docs $(BENCH_ARGS)
+	$(BIN)/python -m loadtests.bench --write-docs $(BENCH_ARGS)
 
 # Postline beside the article's stack, measured by ../shared/anchors' own harness.
 COMPARE_ARGS ?=
 compare: $(LOAD_INSTALLED)
-	$(BIN)/python loadtests/anchors.py --rounds 3 $(COMPARE_ARGS)
+	$(BIN)/python -m loadtests.anchors --rounds 3 $(COMPARE_ARGS)
 
 # Ten minutes of the mixed scenario at 70 % of the capacity measured just before (docs/reliability.md).
 soak: $(LOAD_INSTALLED)
-	$(BIN)/python loadtests/run.py --soak --users 40 --run-time 10m $(LOADTEST_ARGS)
+	$(BIN)/python -m loadtests.run --soak --users 40 --run-time 10m $(LOADTEST_ARGS)
 
 # System tools some tests use (promtool, Chromium for the admin browser test, PgBouncer); CI installs
 # them, a developer may too. Without them those tests skip and say why.

@@ -13,7 +13,7 @@ so the anchors' contract check is replaced by Postline's own functional checks. 
 scenario gets 1,000 real cursors at uniformly random positions of the feed, where the
 reference gets random post ids: the same kind of page, anywhere in the table.
 
-    python loadtests/anchors.py --rounds 3        # writes docs/anchors/<date>.md and .json
+    python -m loadtests.anchors --rounds 3        # writes docs/anchors/<date>.md and .json
 """
 
 import argparse
@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from harness import BASE_DIR, BIN, prepare_database, production_env
+
+from loadtests.harness import BASE_DIR, prepare_database, production_env
+from project.devservers.live import GUNICORN_COMMAND
 
 ANCHORS_DIR = Path(os.environ.get("ANCHORS_DIR", BASE_DIR.parent / "shared" / "anchors"))
 DATABASE_URL = "postgres://postgres@127.0.0.1:55432/postline"
@@ -107,7 +109,7 @@ def _postline_server(port: int, mode: str) -> dict[str, Any]:
         "kind": "http",
         "description": f"Postline: Django 5.2 + DRF + psycopg 3 + django-redis, gunicorn -w 2 {mode}",
         "cwd": str(BASE_DIR),
-        "start": [str(BIN / "gunicorn"), "-c", "project/gunicorn.conf.py"],
+        "start": [*GUNICORN_COMMAND],
         "env": {key: value for key, value in env.items() if os.environ.get(key) != value},
         "base_url": f"http://127.0.0.1:{port}",
         "ready_path": "/healthz",
@@ -204,7 +206,7 @@ def main() -> int:
         table = ratios(json.loads(Path(f"{stem}.json").read_text()))
         with Path(f"{stem}.md").open("a") as report:
             heading = "## Postline vs the article stack (ratio of requests per second)"
-            report.write(f"\n{heading}\n\n{table}\n\ncommand: python loadtests/anchors.py {' '.join(sys.argv[1:])}\n")
+            report.write(f"\n{heading}\n\n{table}\n\ncommand: python -m loadtests.anchors {' '.join(sys.argv[1:])}\n")
         print(f"\n{table}\n\nreport: {stem}.md")  # noqa: T201
     shutil.rmtree(copy.parent, ignore_errors=True)
     return code

@@ -8,9 +8,9 @@ machine's ceilings: a trivial Django view returning a constant (framework) and `
 (a primary-key read, database). The overview calls a stand-in upstream that answers after
 100 ms. PostgreSQL connections are sampled from pg_stat_activity during every run.
 
-    python loadtests/bench.py                          # seeds postline_bench once (~3-4 min)
-    python loadtests/bench.py --database seedbench --only profile,feed --modes wsgi
-    python loadtests/bench.py --write-docs             # table and plots into docs/performance.md
+    python -m loadtests.bench                          # seeds postline_bench once (~3-4 min)
+    python -m loadtests.bench --database seedbench --only profile,feed --modes wsgi
+    python -m loadtests.bench --write-docs             # table and plots into docs/performance.md
 
 Nothing but 127.0.0.1 is ever contacted; every process started is stopped at the end.
 """
@@ -32,25 +32,23 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from harness import (
+from psycopg import sql
+
+from loadtests.harness import (
     BASE_DIR,
     BIN,
     CACHE_KEY_PREFIX,
     CLOSED_REDIS,
     Sampler,
     cpu_seconds,
-    free_port,
-    gunicorn,
     pid_alive,
     prepare_database,
-    process,
     production_env,
     server_urls,
-    wait_http,
     with_database,
     worker_pids,
 )
-from psycopg import sql
+from project.devservers.live import free_port, live_gunicorn, running_process
 
 WRK_SCRIPT = BASE_DIR / "loadtests" / "wrk" / "request.lua"
 PERFORMANCE_DOC = BASE_DIR / "docs" / "performance.md"
@@ -262,8 +260,12 @@ def main() -> int:
         "--log-level",
         "warning",
     ]
-    with process(upstream, {**os.environ, "UPSTREAM_DELAY_MS": "100"}, logs / "upstream.log"):
-        wait_http(f"http://127.0.0.1:{upstream_port}/")
+    with running_process(
+        upstream,
+        env={**os.environ, "UPSTREAM_DELAY_MS": "100"},
+        log=logs / "upstream.log",
+        ready_url=f"http://127.0.0.1:{upstream_port}/",
+    ):
         for mode in args.modes.split(","):
             for cache in args.caches.split(","):
                 results += measure(
@@ -299,8 +301,7 @@ def measure(
     logs: Path,
 ) -> list[Result]:
     """Every scenario against one gunicorn in one server model and cache state."""
-    port = free_port()
-    env = production_env(database_url=database_url, redis_url=redis_url, port=port, mode=mode, workers=args.workers)
+    env = production_env(database_url=database_url, redis_url=redis_url, mode=mode, workers=args.workers)
     env |= {
         # No worker recycling mid-run: a new worker's start-up would be measured as the app's.
         "GUNICORN_MAX_REQUESTS": "0",
@@ -309,10 +310,10 @@ def measure(
     }
     if cache == "on":
         flush_cache(redis_url)
-    base_url = f"http://127.0.0.1:{port}"
     results = []
-    with gunicorn(env, logs / f"gunicorn-{mode}-{cache}.log") as server:
-        sampler = Sampler(database_url, master_pid=server.pid)
+    with live_gunicorn(env, log=logs / f"gunicorn-{mode}-{cache}.log") as server:
+        base_url, master_pid = server.base_url, server.process.pid
+        sampler = Sampler(database_url, master_pid=master_pid)
         for scenario in selected:
             connections = scenario.connections or args.connections
             if args.warmup:
@@ -320,7 +321,7 @@ def measure(
             runs = 0
             while True:
                 runs += 1
-                workers = worker_pids(server.pid)
+                workers = worker_pids(master_pid)
                 before = [cpu_seconds(pid) for pid in workers]
                 with sampler.sampling():
                     output = run_wrk(base_url, scenario, connections=connections, duration=args.duration)
@@ -361,7 +362,7 @@ def describe_machine(database_url: str) -> dict[str, str]:
         "python": platform.python_version(),
         "postgresql": version[0] if version else "?",
         "load average before": " ".join(f"{value:.2f}" for value in os.getloadavg()),
-        "command": "python " + " ".join(shlex.quote(arg) for arg in sys.argv),
+        "command": "python -m loadtests.bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:]),
     }
 
 

@@ -1,19 +1,17 @@
-"""What every load run shares: a seeded database, gunicorn started as production starts it,
-processes that are always stopped, and samplers of PostgreSQL connections and worker memory.
+"""What every load run shares: a seeded database, gunicorn's environment as production sets it,
+and samplers of PostgreSQL connections and worker memory.
 
 Used by bench.py (wrk), run.py (locust: `make loadtest`, `make soak`, the CI smoke run) and
-anchors.py (the side-by-side with the article's stack). Only 127.0.0.1 is ever contacted.
+anchors.py (the side-by-side with the article's stack); the servers themselves start through
+project.devservers.live. Only 127.0.0.1 is ever contacted.
 """
 
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,10 +21,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from project.devservers import embedded
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-if str(BASE_DIR) not in sys.path:
-    sys.path.insert(0, str(BASE_DIR))
 UNLIMITED_THROTTLE = "100000000/min"
 # Cache keys of the servers these tools start (bench.py deletes them between runs).
 CACHE_KEY_PREFIX = "postline-load"
@@ -34,50 +32,9 @@ CACHE_KEY_PREFIX = "postline-load"
 CLOSED_REDIS = "redis://127.0.0.1:1/0"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, deadline_s: float = 60) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310  -- loopback only
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer within {deadline_s:.0f} s")
-
-
-@contextmanager
-def process(command: list[str], env: dict[str, str], log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a command in its own process group and stop the whole group on the way out."""
-    out = log.open("ab") if log else subprocess.DEVNULL
-    try:
-        proc = subprocess.Popen(  # noqa: S603
-            command, cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    finally:
-        if log:
-            out.close()  # type: ignore[union-attr]
-    try:
-        yield proc
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def server_urls() -> tuple[str, str]:
     """DATABASE_URL and REDIS_URL from the environment, or the embedded servers'."""
-    from project.devservers.embedded import hold  # noqa: PLC0415
-
-    hold()
+    embedded.hold()
     return os.environ["DATABASE_URL"], os.environ["REDIS_URL"]
 
 
@@ -114,8 +71,9 @@ def production_env(
     mode: str | None = None,
     workers: int | None = None,
 ) -> dict[str, str]:
-    """gunicorn's environment as a production deployment sets it, on 127.0.0.1 (`port`; none
-    for Django run in-process).
+    """gunicorn's environment as a production deployment sets it. `port` is for a server that
+    another harness starts (anchors.py); project.devservers.live.live_gunicorn binds a free
+    port of 127.0.0.1 itself, and Django run in-process needs none.
 
     Two deliberate differences, both documented in docs/loadtests.md: the throttle rates are
     lifted (every simulated client shares one address), and clients send X-Forwarded-Proto as
@@ -140,15 +98,6 @@ def production_env(
         "LOG_LEVEL": "INFO",
         **dict.fromkeys(("THROTTLE_ANON", "THROTTLE_USER", "THROTTLE_AUTH"), UNLIMITED_THROTTLE),
     }
-
-
-@contextmanager
-def gunicorn(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """gunicorn with the project's configuration, ready when /healthz answers."""
-    host_port = env["BIND"]
-    with process([str(BIN / "gunicorn"), "-c", "project/gunicorn.conf.py"], env, log) as proc:
-        wait_http(f"http://{host_port}/healthz")
-        yield proc
 
 
 def worker_pids(master_pid: int) -> list[int]:

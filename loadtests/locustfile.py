@@ -9,7 +9,12 @@ Ids come from the seeded database (the newest user and post ids, read once throu
 so any seed size works. At the end of a headless run every request type is checked against
 loadtests/thresholds.toml; a breach sets a non-zero exit code.
 
-    locust -f loadtests/locustfile.py --headless -H http://127.0.0.1:8000 -u 40 -r 4 -t 60s
+    LOADTEST_SEED_PASSWORD=... locust -f loadtests/locustfile.py --headless -H http://127.0.0.1:8000 -u 40 -r 4 -t 60s
+
+locust imports this file by path, as a top-level module (`locustfile`, with loadtests/ and the
+working directory put on sys.path), so it imports nothing of the project's: the seeded users'
+password (posts.seeding.SEED_PASSWORD) comes in LOADTEST_SEED_PASSWORD, which
+`python -m loadtests.run` sets.
 """
 
 import os
@@ -25,10 +30,12 @@ from locust import HttpUser, between, constant, constant_throughput, events, tas
 from locust.env import Environment
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BASE_DIR))
-
-from posts.seeding import SEED_PASSWORD  # noqa: E402
-
+SEED_PASSWORD = os.environ.get("LOADTEST_SEED_PASSWORD", "")
+if not SEED_PASSWORD:
+    sys.exit(
+        "loadtest: LOADTEST_SEED_PASSWORD is not set. `python -m loadtests.run` sets it from "
+        "posts.seeding.SEED_PASSWORD; to run locust by hand, export it first (docs/loadtests.md)."
+    )
 # LOADTEST_THRESHOLDS="" turns the check off, for runs that saturate on purpose (the soak's
 # capacity probe).
 THRESHOLDS_FILE = os.environ.get("LOADTEST_THRESHOLDS", str(BASE_DIR / "loadtests" / "thresholds.toml"))

@@ -6,7 +6,7 @@ cProfile, and sums each function's own time into layers by the module it lives i
 for PostgreSQL's answer (psycopg's wait functions) is the database's share: its execution time
 plus the loopback round trip.
 
-    python loadtests/profile_request.py --database seedbench --path '/api/users/{id}/' --cache off
+    python -m loadtests.profile_request --database seedbench --path '/api/users/{id}/' --cache off
 
 Prints a markdown table (ms per request and share) for docs/performance.md.
 """
@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from harness import CLOSED_REDIS, production_env, server_urls, with_database
+from loadtests.harness import CLOSED_REDIS, production_env, server_urls, with_database
 
 DATABASE = "database (server time + loopback, psycopg's wait)"
 # First match wins: (layer, substring of the function's file path or name).

@@ -7,9 +7,12 @@ and CSV reports plus a JSON summary under --report-dir, and stops everything it 
 The exit code is locust's: non-zero when a threshold of loadtests/thresholds.toml is broken
 (or, with --soak, when memory or connections grew).
 
-    python loadtests/run.py --scenario mixed --users 40 --run-time 60s
-    python loadtests/run.py --soak --run-time 10m           # docs/reliability.md
-    python loadtests/run.py --capacity --scenario brief     # docs/capacity.md
+    python -m loadtests.run --scenario mixed --users 40 --run-time 60s
+    python -m loadtests.run --soak --run-time 10m           # docs/reliability.md
+    python -m loadtests.run --capacity --scenario brief     # docs/capacity.md
+
+locust imports loadtests/locustfile.py by path, as a module of its own: it gets the seeded
+users' password (posts.seeding.SEED_PASSWORD) from this script, in LOADTEST_SEED_PASSWORD.
 """
 
 import argparse
@@ -23,17 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import (
-    BASE_DIR,
-    BIN,
-    Sampler,
-    free_port,
-    gunicorn,
-    prepare_database,
-    production_env,
-    server_urls,
-    with_database,
-)
+from loadtests.harness import BASE_DIR, BIN, Sampler, prepare_database, production_env, server_urls, with_database
+from posts.seeding import SEED_PASSWORD
+from project.devservers.live import live_gunicorn
 
 USER_CLASSES = {"brief": ["BriefReader"], "mixed": ["MixedUser"], "both": ["BriefReader", "MixedUser"]}
 # The soak's limits (issue 9): worker memory may grow less than this between the end of the
@@ -63,7 +58,8 @@ def main() -> int:
     parser.add_argument(
         "--soak",
         action="store_true",
-        help=f"measure capacity closed-loop for 45 s, then run the mixed scenario at {SOAK_LOAD_FRACTION:.0%} of it",
+        # argparse expands % in help texts: the percent sign is doubled.
+        help=f"measure capacity closed-loop for 45 s, then run the mixed scenario at {SOAK_LOAD_FRACTION:.0%}% of it",
     )
     args = parser.parse_args()
 
@@ -72,16 +68,13 @@ def main() -> int:
     prepare_database(database_url, users=args.seed_users, posts=args.seed_posts)
     args.report_dir.mkdir(parents=True, exist_ok=True)
     logs = Path(tempfile.mkdtemp(prefix="postline-loadtest-"))
-    port = free_port()
-    env = production_env(
-        database_url=database_url, redis_url=redis_url, port=port, mode=args.mode, workers=args.workers
-    )
+    env = production_env(database_url=database_url, redis_url=redis_url, mode=args.mode, workers=args.workers)
     if args.soak:
         # The soak measures whether a worker's memory grows: recycling would hide it.
         env["GUNICORN_MAX_REQUESTS"] = "0"
-    base_url = f"http://127.0.0.1:{port}"
-    with gunicorn(env, logs / "gunicorn.log") as server:
-        sampler = Sampler(database_url, master_pid=server.pid, interval_s=1.0)
+    with live_gunicorn(env, log=logs / "gunicorn.log") as server:
+        base_url = server.base_url
+        sampler = Sampler(database_url, master_pid=server.process.pid, interval_s=1.0)
         if args.soak:
             code = soak(args, base_url, sampler)
         else:
@@ -114,7 +107,7 @@ def run_locust(
     """One headless locust run; returns its exit code and the aggregated figures."""
     options = {**vars(args), **override}
     prefix = args.report_dir / name
-    env = {**os.environ, **(extra_env or {})}
+    env = {**os.environ, "LOADTEST_SEED_PASSWORD": SEED_PASSWORD, **(extra_env or {})}
     if options["think"] is not None:
         env["LOADTEST_THINK_S"] = options["think"]
     command = [

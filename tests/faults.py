@@ -1,14 +1,14 @@
 """What the fault tests need besides a gunicorn: servers they may break, and a steady client.
 
-`OwnPostgres` and `OwnRedis` are servers a test starts from the system binaries in a temporary
-directory on a free 127.0.0.1 port, so it can stop and restart them without touching the
-machine's own. `SteadyLoad` is a bounded client: a few threads, each pacing its requests,
-recording when every request started and ended and what it answered, so a test can tell
-which failures fell inside the fault window.
+`OwnPostgres` and `OwnRedis` are servers a test starts in a temporary directory on a free
+127.0.0.1 port (PostgreSQL: a private cluster of project.devservers.postgres; Redis: the
+system's redis-server), so it can stop and restart them without touching the machine's own.
+`SteadyLoad` is a bounded client: a few threads, each pacing its requests, recording when
+every request started and ended and what it answered, so a test can tell which failures fell
+inside the fault window.
 """
 
 import http.client
-import os
 import random
 import shutil
 import signal
@@ -17,101 +17,55 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
 
 import orjson
-import psycopg
 import redis
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.live_server import free_port, request
+from project.devservers.live import free_port
+from project.devservers.postgres import Cluster, private_cluster
+from tests.live_server import request
 
-POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 REDIS_SERVER = Path("/usr/bin/redis-server")
 SERVER_DEADLINE_S = 30.0
 APP_DATABASE = "postline"
+# A scratch cluster: durability only costs time here.
+SCRATCH_SETTINGS = "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
 
 
-def _run_as_postgres(args: list[str]) -> None:
-    """initdb and pg_ctl refuse to run as root: as root, run them as the `postgres` user."""
-    subprocess.run(
-        args,
-        check=True,
-        capture_output=True,
-        timeout=SERVER_DEADLINE_S + 10,
-        user="postgres" if os.geteuid() == 0 else None,
-    )
-
-
+@dataclass(frozen=True)
 class OwnPostgres:
-    """A PostgreSQL 15 cluster in a temporary directory, listening on 127.0.0.1 only."""
+    """A private PostgreSQL 15 cluster holding the application's database, which `query` reads."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.directory = Path(tempfile.mkdtemp(prefix="pl-faults-pg-", dir="/tmp"))
-        self.data_dir = self.directory / "data"
-        if os.geteuid() == 0:
-            shutil.chown(self.directory, user="postgres")
-        _run_as_postgres(
-            [
-                *(str(POSTGRES_BIN / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust"),
-                *("--no-locale", "-E", "UTF8", "--no-sync"),
-            ]
-        )
-        with (self.data_dir / "postgresql.conf").open("a") as conf:
-            conf.write(
-                f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
-                f"unix_socket_directories = '{self.directory}'\n"
-                # A scratch cluster: durability only costs time here.
-                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
-            )
-
-    @property
-    def admin_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+    cluster: Cluster
 
     @property
     def app_url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{APP_DATABASE}"
+        return self.cluster.url(APP_DATABASE)
 
     def start(self) -> None:
-        """Returns once the server accepts connections (pg_ctl -w)."""
-        _run_as_postgres(
-            [
-                *(str(POSTGRES_BIN / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.directory / "server.log")),
-                *("-w", "-t", str(int(SERVER_DEADLINE_S)), "start"),
-            ]
-        )
+        """Returns once the server accepts connections."""
+        self.cluster.start()
 
-    def stop(self, mode: str = "fast") -> None:
-        """`fast` ends every session (in-flight queries fail), as a restart by an operator does."""
-        _run_as_postgres([str(POSTGRES_BIN / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"])
-
-    def create_app_database(self) -> None:
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {APP_DATABASE}")
+    def stop(self) -> None:
+        """`fast`: every session ends (in-flight queries fail), as a restart by an operator does."""
+        self.cluster.stop("fast")
 
     def app_connections(self) -> int:
         """Sessions open on the application's database (this monitoring one is on `postgres`)."""
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [APP_DATABASE]).fetchone()
-        return int(row[0]) if row else 0
+        rows = self.cluster.query("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [APP_DATABASE])
+        return int(rows[0][0]) if rows else 0
 
-    def query(self, sql: str, params: list[object] | None = None) -> list[tuple[Any, ...]]:
+    def query(self, sql: LiteralString, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """The database's truth, on a connection of the test's own."""
-        with psycopg.connect(self.app_url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
-            return conn.execute(sql.encode(), params).fetchall()
-
-    def destroy(self) -> None:
-        if (self.data_dir / "postmaster.pid").exists():
-            self.stop(mode="immediate")
-        shutil.rmtree(self.directory, ignore_errors=True)
+        return self.cluster.query(sql, params, database=APP_DATABASE)
 
 
 class OwnRedis:
@@ -168,16 +122,14 @@ class OwnRedis:
 
 @contextmanager
 def own_servers() -> Iterator[tuple[OwnPostgres, OwnRedis]]:
-    postgres = OwnPostgres()
     cache = OwnRedis()
-    try:
-        postgres.start()
-        postgres.create_app_database()
-        cache.start()
-        yield postgres, cache
-    finally:
-        cache.destroy()
-        postgres.destroy()
+    with private_cluster(settings=SCRATCH_SETTINGS, prefix="pl-faults-pg-") as cluster:
+        cluster.query(f"CREATE DATABASE {APP_DATABASE}")
+        try:
+            cache.start()
+            yield OwnPostgres(cluster), cache
+        finally:
+            cache.destroy()
 
 
 # --- the steady client -------------------------------------------------------------------------

@@ -3,17 +3,16 @@
 Runs on a scratch database (postline_fuzz, recreated each time) next to the configured one,
 signs up a user and passes its token, so authenticated operations are fuzzed too. Fails on
 any 5xx and on any response that does not match the schema. Bounded by --max-time.
+
+    python -m tests.fuzz_live --max-examples 60 --max-time 300
 """
 
 import argparse
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
+import tempfile
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,20 +20,12 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BASE_DIR))
-
-from project.devservers import embedded  # noqa: E402
-from project.env import database_from_url  # noqa: E402
+from project.devservers import embedded
+from project.devservers.live import REPO_DIR, live_gunicorn
+from project.env import database_from_url
 
 SCRATCH_DB = "postline_fuzz"
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scratch_database_url() -> str:
@@ -52,19 +43,6 @@ def scratch_database_url() -> str:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(SCRATCH_DB)))
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(SCRATCH_DB)))
     return urlsplit(url)._replace(path=f"/{SCRATCH_DB}").geturl()
-
-
-def wait_ready(base: str, deadline_s: float) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=1) as response:  # noqa: S310
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise SystemExit("fuzz: the server did not become ready")
 
 
 def fuzz_token(base: str) -> str:
@@ -89,21 +67,14 @@ def main() -> int:
     throttles = dict.fromkeys(("THROTTLE_ANON", "THROTTLE_USER", "THROTTLE_AUTH"), "100000/min")
     env = {**os.environ, **throttles, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", "DEBUG": "false"}
     python = Path(sys.executable)
-    subprocess.run([python, "manage.py", "prestart", "-v", "0"], cwd=BASE_DIR, env=env, check=True)
+    subprocess.run([python, "manage.py", "prestart", "-v", "0"], cwd=REPO_DIR, env=env, check=True)
     # The fuzz user gets an id the generator will not guess, so a fuzzed DELETE /api/users/{id}/
     # cannot deactivate it (and revoke the token) halfway through the run.
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT setval(pg_get_serial_sequence('users', 'id'), 7000000000000)")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [python.with_name("gunicorn"), "-c", "project/gunicorn.conf.py"],
-        cwd=BASE_DIR,
-        env={**env, "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2"},
-        start_new_session=True,
-    )
-    try:
-        wait_ready(base, 30)
+    log = Path(tempfile.mkdtemp(prefix="postline-fuzz-")) / "gunicorn.log"
+    with live_gunicorn({**env, "WEB_CONCURRENCY": "2"}, log=log, ready_path="/readyz", deadline_s=30) as server:
+        base = server.base_url
         base_command = [
             str(python.with_name("schemathesis")), "run", f"{base}/api/schema/",
             "--checks", CHECKS,
@@ -119,11 +90,9 @@ def main() -> int:
             ["--phases", "examples,coverage,fuzzing"],
             ["--phases", "stateful", "--exclude-operation-id", "users_destroy"],
         ]
-        codes = [subprocess.run([*base_command, *run], cwd=BASE_DIR, check=False).returncode for run in runs]
-        return max(codes)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        codes = [subprocess.run([*base_command, *run], cwd=REPO_DIR, check=False).returncode for run in runs]
+    print(f"server log: {log}")
+    return max(codes)
 
 
 if __name__ == "__main__":

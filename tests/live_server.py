@@ -1,39 +1,29 @@
-"""A real gunicorn on 127.0.0.1 for tests that need other processes: the one way tests start one.
+"""A real gunicorn on 127.0.0.1 for tests that need other processes, on the test session's servers.
 
-It serves the test database (pytest-django's, so use it from `transaction=True` tests, whose
-commits the server can see) and the test session's Redis, and is stopped by the test that
-started it, never anything else.
+project.devservers.live starts it and always stops it; this module points it at the test
+database (pytest-django's, so use it from `transaction=True` tests, whose commits the server
+can see) and the test session's Redis. It is stopped by the test that started it, never
+anything else.
 """
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 from django.conf import settings
 from django.db import connection, connections
 
+from project.devservers.live import Server, live_gunicorn
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 STARTUP_DEADLINE_S = 30.0
-GUNICORN_COMMAND = [str(Path(sys.executable).with_name("gunicorn")), "-c", "project/gunicorn.conf.py"]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def database_url(settings_dict: dict[str, Any]) -> str:
@@ -71,18 +61,8 @@ def request(
         return error.code, dict(error.headers), error.read()
 
 
-@dataclass(frozen=True)
-class Server:
-    base_url: str
-    log_path: Path
-    process: subprocess.Popen[bytes]
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def server_environment(tmp_path: Path, port: int) -> dict[str, str]:
-    """The test session's environment, pointed at the test database and a free port."""
+def server_environment(tmp_path: Path) -> dict[str, str]:
+    """The test session's environment, pointed at the test database and its replicas."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "GUNICORN_CMD_ARGS"))}
     env.update(
         {
@@ -92,7 +72,6 @@ def server_environment(tmp_path: Path, port: int) -> dict[str, str]:
                 database_url(connections[alias].settings_dict) for alias in settings.DATABASE_REPLICAS
             ),
             "REDIS_URL": str(settings.CACHES["default"]["LOCATION"]),
-            "BIND": f"127.0.0.1:{port}",
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
             "WEB_CONCURRENCY": "2",
             "CACHE_KEY_PREFIX": str(settings.CACHES["default"].get("KEY_PREFIX", "")),
@@ -105,53 +84,20 @@ def server_environment(tmp_path: Path, port: int) -> dict[str, str]:
 def running_gunicorn(
     tmp_path: Path, *, command: list[str] | None = None, env: dict[str, str] | None = None
 ) -> Iterator[Server]:
-    """gunicorn with two workers, ready to serve; `env` adds to or overrides the defaults."""
-    port = free_port()
+    """gunicorn with two workers, ready (/readyz) to serve; `env` adds to or overrides the defaults."""
     env = env or {}
-    full_env = {**server_environment(tmp_path, port), **env}
+    full_env = {**server_environment(tmp_path), **env}
     if "DATABASE_URL" in env and "DATABASE_REPLICA_URLS" not in env:
         # Another database than the test database has none of its replicas.
         full_env["DATABASE_REPLICA_URLS"] = ""
-    log_path = tmp_path / "gunicorn.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command or GUNICORN_COMMAND,
-            cwd=BASE_DIR,
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(base_url=f"http://{full_env['BIND']}", log_path=log_path, process=process)
-    try:
-        wait_until_ready(server)
+    with live_gunicorn(
+        full_env,
+        log=tmp_path / "gunicorn.log",
+        ready_path="/readyz",
+        deadline_s=STARTUP_DEADLINE_S,
+        command=command,
+    ) as server:
         yield server
-    finally:
-        # Only the master this test started (and, through it, its workers).
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
-def wait_until_ready(server: Server) -> None:
-    """Poll /readyz until it answers 200, the server exits, or the deadline passes."""
-    deadline = time.monotonic() + STARTUP_DEADLINE_S
-    last: tuple[int, bytes] = (0, b"no answer yet")
-    while time.monotonic() < deadline and server.process.poll() is None:
-        try:
-            status, _, body = request(f"{server.base_url}/readyz")
-            last = (status, body)
-        except OSError as error:  # not listening yet
-            last = (0, str(error).encode())
-        if last[0] == 200:
-            return
-        time.sleep(0.1)
-    exited = server.process.poll()
-    reason = f"gunicorn exited with {exited}" if exited is not None else f"no 200 within {STARTUP_DEADLINE_S:.0f} s"
-    pytest.fail(f"/readyz: {reason}; last answer {last}\n{server.log()}")
 
 
 def run_python(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -16,9 +16,10 @@ from django_redis import get_redis_connection
 from posts.views import post_detail_read
 from project.cache import local_cache, store
 from project.devservers import embedded
+from project.devservers.live import Server
 from tests.conftest import client_for
 from tests.factories import PostFactory, UserFactory
-from tests.live_server import Server, request, running_gunicorn
+from tests.live_server import request, running_gunicorn
 from users.models import User
 
 

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.live_server import Server, request, running_gunicorn
+from project.devservers.live import Server
+from tests.live_server import request, running_gunicorn
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DOCKERFILE = BASE_DIR / "Dockerfile"

@@ -18,8 +18,9 @@ from typing import Any
 import orjson
 import pytest
 
+from project.devservers.live import Server
+from project.devservers.postgres import PG_BIN, postgres_available
 from tests.faults import (
-    POSTGRES_BIN,
     REDIS_SERVER,
     Outcome,
     OwnPostgres,
@@ -36,13 +37,13 @@ from tests.faults import (
     steady_load,
     summary,
 )
-from tests.live_server import Server, request, run_python, running_gunicorn
+from tests.live_server import request, run_python, running_gunicorn
 
 pytestmark = [
     pytest.mark.faults,
     pytest.mark.skipif(
-        not ((POSTGRES_BIN / "initdb").exists() and REDIS_SERVER.exists()),
-        reason=f"needs PostgreSQL 15 binaries in {POSTGRES_BIN} and {REDIS_SERVER}",
+        not (postgres_available() and REDIS_SERVER.exists()),
+        reason=f"needs PostgreSQL 15 binaries in {PG_BIN} (and runuser, as root) and {REDIS_SERVER}",
     ),
 ]
 

@@ -26,12 +26,13 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from project.devservers.live import Server
 from project.observability import metrics
 from project.observability.logs import JsonFormatter, RequestIdFilter, TextFormatter, request_id_var
 from tests.conftest import client_for
 from tests.factories import UserFactory
-from tests.live_server import Server, run_python, running_gunicorn
 from tests.live_server import request as http_get
+from tests.live_server import run_python, running_gunicorn
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 ALERTS = BASE_DIR / "deploy" / "prometheus" / "alerts.yml"

@@ -8,8 +8,9 @@ import psycopg
 import pytest
 from django.db import connection
 
+from project.devservers.live import free_port
 from tests.factories import PostFactory, UserFactory
-from tests.live_server import database_url, free_port
+from tests.live_server import database_url
 from tests.upstream import Upstream, running_upstream
 from users import enrichment
 

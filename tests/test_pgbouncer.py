@@ -22,9 +22,10 @@ import psycopg
 import pytest
 from django.db import connection
 
+from project.devservers.live import free_port
+from project.devservers.postgres import as_service_user, give_to_service_user
 from tests.factories import PostFactory, UserFactory
-from tests.live_server import free_port, request, run_python, running_gunicorn
-from tests.pg_cluster import as_service_user, give_to_service_user
+from tests.live_server import request, run_python, running_gunicorn
 
 PGBOUNCER = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
 WARM_SERVER_CONNECTIONS = 3

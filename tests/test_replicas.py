@@ -22,8 +22,10 @@ from typing import Any
 
 import pytest
 
-from tests.live_server import Server, request, run_python, running_gunicorn
-from tests.pg_cluster import Cluster, init_primary, init_replica, postgres_available
+from project.devservers.live import Server
+from project.devservers.postgres import Cluster, postgres_available
+from tests.live_server import request, run_python, running_gunicorn
+from tests.pg_cluster import init_primary, init_replica
 
 pytestmark = [
     pytest.mark.faults,
