@@ -31,7 +31,7 @@ from psycopg.errors import QueryCanceled
 
 from posts.models import SEARCH_CONFIG, Post
 from posts.services import EDITABLE_FIELDS, post_create, post_delete, post_update
-from project.http.admin import EstimatedCountPaginator, FastChangeListMixin, search_id
+from project.http.admin import EstimatedCountPaginator, FastChangeListMixin, TermSearchMixin, search_id
 
 # Deleting is one service call per post; the confirmation page lists every post.
 BULK_DELETE_LIMIT = 500
@@ -140,7 +140,7 @@ class PostForm(forms.ModelForm):
 
 
 @admin.register(Post)
-class PostAdmin(FastChangeListMixin, admin.ModelAdmin):
+class PostAdmin(FastChangeListMixin, TermSearchMixin, admin.ModelAdmin):
     list_display = ("id", "title", "author_link", "created_at")
     list_display_links = ("id", "title")
     list_select_related = ("author",)
@@ -160,19 +160,14 @@ class PostAdmin(FastChangeListMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Post]:
         return super().get_queryset(request).select_related("author")
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Post], search_term: str
-    ) -> tuple[QuerySet[Post], bool]:
-        term = search_term.strip()
-        if not term:
-            return queryset, False
+    def search_term(self, request: HttpRequest, queryset: QuerySet[Post], term: str) -> QuerySet[Post]:
         post_id = search_id(term)
         if post_id is not None:
-            return queryset.filter(pk=post_id), False
+            return queryset.filter(pk=post_id)
         query = SearchQuery(term, search_type="websearch", config=SEARCH_CONFIG)
         tree, share = search_shape(term)
         if not tree:
-            return queryset.none(), False  # only stop words ("the"): PostgreSQL matches nothing
+            return queryset.none()  # only stop words ("the"): PostgreSQL matches nothing
         # "T": nothing the index can use (a search like "-word"), which matches most posts; the
         # index would read all of itself, and in PostgreSQL 15 without heeding the time limit.
         walk = tree == "T" or (share is not None and share >= COMMON_WORD_SHARE)
@@ -182,11 +177,11 @@ class PostAdmin(FastChangeListMixin, admin.ModelAdmin):
                 self.message_user(
                     request, f"Showing the newest {SEARCH_RESULTS_LIMIT:,} matching posts.", messages.INFO
                 )
-            return queryset.filter(pk__in=ids), False
+            return queryset.filter(pk__in=ids)
         # Many matches: the newest are found by walking the created_at index; counting them
         # would read them all, so the paginator shows the planner's estimate.
         request.postline_estimate_only = True  # type: ignore[attr-defined]
-        return queryset.filter(search_document=query), False
+        return queryset.filter(search_document=query)
 
     def get_paginator(self, request: HttpRequest, queryset: Any, per_page: int, *args: Any, **kwargs: Any) -> Any:
         estimate_only = getattr(request, "postline_estimate_only", False)

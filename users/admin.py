@@ -32,7 +32,7 @@ from django.utils.http import urlencode
 from rest_framework.authtoken import admin as authtoken_admin
 from rest_framework.authtoken.models import TokenProxy
 
-from project.http.admin import FastChangeListMixin, search_id
+from project.http.admin import FastChangeListMixin, TermSearchMixin, search_id
 from users.models import User, email_matches
 from users.rules import METADATA_LIMITS, metadata_error
 from users.services import (
@@ -160,7 +160,7 @@ class UserAddForm(forms.ModelForm):
 
 
 @admin.register(User)
-class UserAdmin(FastChangeListMixin, admin.ModelAdmin):
+class UserAdmin(FastChangeListMixin, TermSearchMixin, admin.ModelAdmin):
     list_display = ("id", "email", "name", "post_count", "is_active", "is_staff", "created_at")
     list_display_links = ("id", "email")
     # Each served by a partial index for its rare value (users_inactive_id_idx, users_staff_id_idx)
@@ -193,17 +193,12 @@ class UserAdmin(FastChangeListMixin, admin.ModelAdmin):
             return [PatternOrder(Lower("email"))]
         return self.ordering
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[User], search_term: str
-    ) -> tuple[QuerySet[User], bool]:
-        term = search_term.strip()
-        if not term:
-            return queryset, False
+    def search_term(self, request: HttpRequest, queryset: QuerySet[User], term: str) -> QuerySet[User]:
         matches = Q(email_matches(term, prefix=True))
         user_id = search_id(term)
         if user_id is not None:
             matches |= Q(pk=user_id)
-        return queryset.filter(matches), False
+        return queryset.filter(matches)
 
     @admin.display(description="posts")
     def posts_link(self, obj: User) -> str:
@@ -289,7 +284,7 @@ if admin.site.is_registered(TokenProxy):
 
 
 @admin.register(TokenProxy)
-class TokenAdmin(FastChangeListMixin, authtoken_admin.TokenAdmin):
+class TokenAdmin(FastChangeListMixin, TermSearchMixin, authtoken_admin.TokenAdmin):
     """DRF's token admin without its full count and its sort by email over every token."""
 
     ordering = ("-user",)
@@ -299,10 +294,5 @@ class TokenAdmin(FastChangeListMixin, authtoken_admin.TokenAdmin):
     list_filter = ()
     search_help_text = "An email or its beginning (case-insensitive)."
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
-    ) -> tuple[QuerySet[Any], bool]:
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        return queryset.filter(email_matches(term, prefix=True, field="user__email")), False
+    def search_term(self, request: HttpRequest, queryset: QuerySet[Any], term: str) -> QuerySet[Any]:
+        return queryset.filter(email_matches(term, prefix=True, field="user__email"))
