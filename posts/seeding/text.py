@@ -6,7 +6,9 @@ are composed once per run into pools; rows only pick from them.
 
 import json
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import accumulate
 
 
@@ -98,41 +100,53 @@ def _noun_phrase(rng: random.Random, *, adjective: bool = False) -> str:
     return " ".join([_article(words[0]) if determiner == "a" else determiner, *words])
 
 
+# Sentence and title shapes: a template, and the order in which its slots draw from the
+# generator (the pools of a seed stay the same only while every draw keeps its place). A slot
+# named with a trailing digit is a second draw of the same kind; slots drawn before the shape
+# is chosen are passed in by the caller.
+_SLOT_DRAWS: dict[str, Callable[[random.Random], str]] = {
+    "np": _noun_phrase,
+    "np_adj": partial(_noun_phrase, adjective=True),
+    "place": lambda rng: f"{rng.choice(PREPOSITIONS)} {_noun_phrase(rng)}",
+    "place_adj": lambda rng: f"{rng.choice(PREPOSITIONS)} {_noun_phrase(rng, adjective=True)}",
+    "adj": lambda rng: rng.choice(ADJECTIVES),
+    "prep": lambda rng: rng.choice(PREPOSITIONS),
+    "subject": lambda rng: rng.choice(SUBJECTS),
+}
+_SENTENCES = (
+    ("{np_adj} {verbs} {np}.", ("np_adj", "np")),
+    ("{subject} {verb} {np_adj} {place}.", ("place", "np_adj")),
+    ("{np} {adverb} {verbs} {np2} {place_adj}.", ("place_adj", "np", "np2")),
+    ("{subject} {adverb} {verb} {np} and {np2}.", ("np", "np2")),
+    ("why does {np} {verb} {np_adj}?", ("np", "np_adj")),
+    ("{subject} {verb} {np} {adverb}.", ("np",)),
+)
+_TITLES = (
+    ("{adj} {noun} {prep} the {other}", ("adj", "prep")),
+    ("how to {verb} {np_adj}", ("np_adj",)),
+    ("{noun} and {other}", ()),
+    ("why {subject} {verb} {np}", ("subject", "np")),
+    ("notes on {np_adj}", ("np_adj",)),
+)
+
+
+def _compose(rng: random.Random, shapes: Sequence[tuple[str, tuple[str, ...]]], **drawn: str) -> str:
+    template, order = rng.choice(shapes)
+    for slot in order:
+        drawn[slot] = _SLOT_DRAWS[slot.rstrip("0123456789")](rng)
+    text = template.format(**drawn)
+    return text[0].upper() + text[1:]
+
+
 def _sentence(rng: random.Random) -> str:
     """A short sentence with grammatical shape, so posts read (and stem) like English."""
     subject, verb, adverb = rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(ADVERBS)
-    shape = rng.randrange(6)
-    if shape == 0:
-        text = f"{_noun_phrase(rng, adjective=True)} {_third_person(verb)} {_noun_phrase(rng)}."
-    elif shape == 1:
-        place = f"{rng.choice(PREPOSITIONS)} {_noun_phrase(rng)}"
-        text = f"{subject} {verb} {_noun_phrase(rng, adjective=True)} {place}."
-    elif shape == 2:
-        place = f"{rng.choice(PREPOSITIONS)} {_noun_phrase(rng, adjective=True)}"
-        text = f"{_noun_phrase(rng)} {adverb} {_third_person(verb)} {_noun_phrase(rng)} {place}."
-    elif shape == 3:
-        text = f"{subject} {adverb} {verb} {_noun_phrase(rng)} and {_noun_phrase(rng)}."
-    elif shape == 4:
-        text = f"why does {_noun_phrase(rng)} {verb} {_noun_phrase(rng, adjective=True)}?"
-    else:
-        text = f"{subject} {verb} {_noun_phrase(rng)} {adverb}."
-    return text[0].upper() + text[1:]
+    return _compose(rng, _SENTENCES, subject=subject, verb=verb, verbs=_third_person(verb), adverb=adverb)
 
 
 def _title(rng: random.Random) -> str:
     noun, other, verb = rng.choice(NOUNS), rng.choice(NOUNS), rng.choice(VERBS)
-    shape = rng.randrange(5)
-    if shape == 0:
-        text = f"{rng.choice(ADJECTIVES)} {noun} {rng.choice(PREPOSITIONS)} the {other}"
-    elif shape == 1:
-        text = f"how to {verb} {_noun_phrase(rng, adjective=True)}"
-    elif shape == 2:
-        text = f"{noun} and {other}"
-    elif shape == 3:
-        text = f"why {rng.choice(SUBJECTS)} {verb} {_noun_phrase(rng)}"
-    else:
-        text = f"notes on {_noun_phrase(rng, adjective=True)}"
-    return text[0].upper() + text[1:]
+    return _compose(rng, _TITLES, noun=noun, other=other, verb=verb)
 
 
 @dataclass(frozen=True)
