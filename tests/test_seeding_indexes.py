@@ -119,3 +119,21 @@ def test_a_failed_rebuild_still_builds_the_rest(raw: psycopg.Connection[Any]) ->
 )
 def test_a_rebuild_pays_from_a_quarter_of_the_rows_already_there(adding: int, existing: int, pays: bool) -> None:
     assert rebuild_pays(adding=adding, existing=existing) is pays
+
+
+def test_each_step_starts_when_the_one_before_has_finished(raw: psycopg.Connection[Any]) -> None:
+    """A primary key attaches an index another connection may still be building: constraints wait
+    for every index (CI saw "index seeding_child_pkey does not exist" when they did not)."""
+    with raw.cursor() as cursor:
+        deferred = deferrable(cursor, table="seeding_child")
+    drop(raw, deferred, stream=None)
+    stream = io.StringIO()
+
+    recreate(deferred, rows={"seeding_child": 100}, workers=4, stream=stream)
+
+    step_of = {item.name: item.step for item in deferred}
+    lines = stream.getvalue().splitlines()
+    created = [line.removeprefix("created ").rsplit(" in ", 1)[0] for line in lines if line.startswith("created ")]
+    steps = [step_of[name] for name in created]
+    assert steps == sorted(steps)
+    assert Step.PRIMARY_KEY in steps

@@ -5,6 +5,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import partial
 from queue import Empty, SimpleQueue
 from typing import Any, TextIO
 
@@ -128,15 +129,14 @@ def recreate(
     """Build the dropped indexes on `workers` connections, biggest table first, constraints last.
 
     Index builds share their tables (SHARE locks); attaching a primary key and validating a
-    foreign key (one join instead of a trigger call per row) lock more, so they come last.
+    foreign key (one join instead of a trigger call per row) lock more, so they come last. Each
+    step starts when the one before has finished: a primary key attaches an index that must be
+    committed first (another connection still building it would make it "does not exist").
     """
-    queue: SimpleQueue[Deferred] = SimpleQueue()
-    for item in sorted(deferred, key=lambda item: (item.step, -rows[item.table], not item.gin)):
-        queue.put(item)
     timings: dict[str, float] = {}
     failures: list[Exception] = []
 
-    def build(stop: threading.Event) -> None:
+    def build(queue: SimpleQueue[Deferred], stop: threading.Event) -> None:
         # One failed statement must not leave the others missing: carry on, raise at the end.
         with worker_connection() as raw, raw.cursor() as cursor:
             while not stop.is_set():
@@ -154,7 +154,14 @@ def recreate(
                 timings[f"create {item.name}"] = seconds = time.monotonic() - started
                 note(stream, f"created {item.name} in {seconds:.1f}s")
 
-    in_parallel([build] * min(workers, len(deferred)), workers=workers)
+    for step in sorted({item.step for item in deferred}):
+        queue: SimpleQueue[Deferred] = SimpleQueue()
+        items = sorted(
+            (item for item in deferred if item.step == step), key=lambda item: (-rows[item.table], not item.gin)
+        )
+        for item in items:
+            queue.put(item)
+        in_parallel([partial(build, queue)] * min(workers, len(items)), workers=workers)
     if failures:
         raise failures[0]
     return timings
