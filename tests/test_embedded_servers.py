@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from project.devservers import embedded
@@ -58,17 +59,8 @@ def _python(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def _servers_of(data_dir: Path) -> list[str]:
     """Command lines of the processes that run on this data directory."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if str(data_dir) in command and "pytest" not in command:
-            found.append(command)
-    return found
+    commands = (" ".join(process.info["cmdline"] or ()) for process in psutil.process_iter(["cmdline"]))
+    return [command for command in commands if str(data_dir) in command and "pytest" not in command]
 
 
 def test_importing_settings_starts_nothing(data_dir: Path) -> None:

@@ -106,7 +106,7 @@ class RequestRouting:
         return self.pinned
 
 
-request_routing: ContextVar[RequestRouting | None] = ContextVar("postlinerequest_routing", default=None)
+request_routing: ContextVar[RequestRouting | None] = ContextVar("postline_request_routing", default=None)
 _primary_block: ContextVar[bool] = ContextVar("postline_primary_reads", default=False)
 
 

@@ -177,16 +177,13 @@ def stop_redis(directory: Path | None = None) -> bool:
 
 
 def _fill_environment() -> dict[str, str]:
-    """Fill DATABASE_URL and REDIS_URL from the embedded servers where unset (never in
-    production, where settings refuse to start without both).
+    """Fill DATABASE_URL and REDIS_URL from the embedded servers where unset.
 
     Writes them into os.environ so that child processes (gunicorn workers, subprocesses of
     tests) attach to the same servers without starting anything. Returns which ones are
     embedded, for the start-up line.
     """
     embedded: dict[str, str] = {}
-    if os.environ.get("DJANGO_ENV") == "production":
-        return embedded
     if not os.environ.get("DATABASE_URL"):
         os.environ["DATABASE_URL"] = postgres_url()
         embedded["DATABASE_URL"] = "embedded"
@@ -205,7 +202,8 @@ def _running() -> bool:
 
 def hold() -> dict[str, str]:
     """`_fill_environment()` for one command: this process holds the embedded servers until
-    `release()` (or its exit) and the last holder to leave stops what a holder started."""
+    `release()` (or its exit) and the last holder to leave stops what a holder started. Never
+    in production, where settings refuse to start without both URLs."""
     global _held_by  # noqa: PLW0603  -- one holder per process, released once
     if os.environ.get("DJANGO_ENV") == "production" or (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
         return {}

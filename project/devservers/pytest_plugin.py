@@ -2,7 +2,8 @@
 pyproject.toml's addopts).
 
 A hook wrapper around pytest_load_initial_conftests: it runs before pytest-django's own
-implementation imports the settings, which read DATABASE_URL and REDIS_URL once.
+implementation imports the settings, which read DATABASE_URL and REDIS_URL once. The hold
+ends with the session's process (embedded.hold registers the release at exit).
 """
 
 from collections.abc import Iterator
@@ -16,7 +17,3 @@ from project.devservers import embedded
 def pytest_load_initial_conftests() -> Iterator[None]:
     embedded.hold()
     return (yield)
-
-
-def pytest_unconfigure() -> None:
-    embedded.release()

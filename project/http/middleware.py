@@ -1,4 +1,5 @@
-"""Request ids, access logs, request metrics and the Content-Security-Policy, under WSGI and ASGI.
+"""Request ids, access logs, request metrics, the Content-Security-Policy and read-your-writes
+pinning (project/db/routing.py), under WSGI and ASGI.
 
 Every middleware here follows Django's hybrid pattern (sync_capable and async_capable): under
 ASGI it runs as a coroutine on the event loop. A sync-only middleware, or a MiddlewareMixin
