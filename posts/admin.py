@@ -3,7 +3,7 @@
 The changelist reads the newest posts through posts_created_idx (the default order,
 -created_at, -id, is the index's order), one author's through posts_author_created_idx (the
 link from a user's page), a search through posts_search_document_gin (the API's full-text
-document; see newest_matches for how a search stays fast whether a word is rare or common).
+document; posts.search explains how a search stays fast whether a word is rare or common).
 Nothing else is sortable, and there is no date hierarchy: its year and month links are a
 `SELECT DISTINCT date_trunc(...)` over every row of the table on each page view; the
 "created" filter offers index-served ranges instead.
@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from psycopg.errors import QueryCanceled
 
+from posts import search
 from posts.models import SEARCH_CONFIG, Post
 from posts.services import EDITABLE_FIELDS, post_create, post_delete, post_update
 from project.http.admin import EstimatedCountPaginator, FastChangeListMixin, TermSearchMixin, search_id
@@ -38,82 +39,12 @@ BULK_DELETE_LIMIT = 500
 
 # A search lists at most this many of the newest matching posts (20 pages).
 SEARCH_RESULTS_LIMIT = 1000
-# Time the GIN index gets to find and sort every match (see newest_matches).
-SEARCH_BITMAP_TIMEOUT_MS = 200
 # A safety net for the whole search page: a query still running after this is cancelled.
 SEARCH_PAGE_TIMEOUT_MS = 5000
-_BITMAP_ONLY = (
-    "SELECT set_config('enable_indexscan', 'off', true), set_config('enable_seqscan', 'off', true), "
-    "set_config('work_mem', '64MB', true), set_config('statement_timeout', %s, true)"
-)
-
-
-# A one-word search for a word PostgreSQL's statistics put in at least this share of posts
-# walks posts_created_idx straight away: a page of 50 reads about 50 / share posts (5,000 here).
-COMMON_WORD_SHARE = 0.01
-# What the GIN index can use of a search (querytree: '' for stop words only, 'T' when nothing,
-# as in "-word") and, for one word, its share of posts from the statistics ANALYZE keeps on
-# the search_document column.
-_SEARCH_SHAPE_SQL = """
-SELECT q.tree, (
-    SELECT f.share
-    FROM pg_stats s, LATERAL unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS f(word, share)
-    WHERE s.schemaname = current_schema() AND s.tablename = 'posts' AND s.attname = 'search_document'
-      AND q.tree = quote_literal(f.word)
-)
-FROM (SELECT querytree(websearch_to_tsquery(%s::regconfig, %s)) AS tree) AS q
-"""
-
-
-def search_shape(term: str) -> tuple[str, float | None]:
-    """The indexable part of a search and, when it is one word the statistics know, its share of posts."""
-    with connection.cursor() as cursor:
-        cursor.execute(_SEARCH_SHAPE_SQL, [SEARCH_CONFIG, term])
-        row = cursor.fetchone()
-    if row is None:
-        return "", None
-    return str(row[0] or ""), None if row[1] is None else float(row[1])
 
 
 def _cancelled(error: OperationalError) -> bool:
     return isinstance(error.__cause__, QueryCanceled)
-
-
-def newest_matches(query: SearchQuery) -> list[int] | None:
-    """Ids of the newest SEARCH_RESULTS_LIMIT posts matching `query`, through the GIN index; or
-    None when it matches too many posts to find and sort them all in SEARCH_BITMAP_TIMEOUT_MS.
-
-    Newest-first matches have two plans, each slow where the other is fast (10M posts, 2 cores):
-    - through the GIN index, then sort: ~5 us per matching post: 0.1 s for 20,000 matches,
-      2.6 s for a word in a quarter of all posts;
-    - walking posts_created_idx from the newest post, checking each: ~30 us per post read,
-      so fast for a common word (0.15 s for one in 2 % of posts), but every post is read when
-      few or none match: 132 s for a word absent from the seeded posts, whose small vocabulary
-      makes the planner expect it in 0.5 % of them.
-    A single word the statistics put in COMMON_WORD_SHARE of posts, or a search the index cannot
-    serve at all ("-word"), goes straight to the walk (see PostAdmin.get_search_results).
-    Anything else tries the index plan first, with a time limit (and work_mem raised so that
-    its bitmap stays exact: a lossy one rechecks every post of its pages); a
-    search that needs more is common enough for the walk, which the planner picks from its
-    estimate.
-    """
-    matching = (
-        Post.objects.filter(search_document=query)
-        .order_by("-created_at", "-id")
-        .values_list("pk", flat=True)[:SEARCH_RESULTS_LIMIT]
-    )
-    try:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(_BITMAP_ONLY, [str(SEARCH_BITMAP_TIMEOUT_MS)])
-            ids = list(matching)
-            # Undo the SET LOCALs above even inside an outer transaction (a rolled-back savepoint).
-            transaction.set_rollback(True)
-    except OperationalError as error:
-        if _cancelled(error):
-            return None
-        raise
-    return ids
 
 
 class CreatedWithinFilter(admin.SimpleListFilter):
@@ -164,14 +95,13 @@ class PostAdmin(FastChangeListMixin, TermSearchMixin, admin.ModelAdmin):
         post_id = search_id(term)
         if post_id is not None:
             return queryset.filter(pk=post_id)
-        query = SearchQuery(term, search_type="websearch", config=SEARCH_CONFIG)
-        tree, share = search_shape(term)
-        if not tree:
+        found = search.parse(term)
+        if found.matches_nothing:
             return queryset.none()  # only stop words ("the"): PostgreSQL matches nothing
-        # "T": nothing the index can use (a search like "-word"), which matches most posts; the
-        # index would read all of itself, and in PostgreSQL 15 without heeding the time limit.
-        walk = tree == "T" or (share is not None and share >= COMMON_WORD_SHARE)
-        ids = None if walk else newest_matches(query)
+        # A search common enough to fill a page from the newest posts is walked straight away;
+        # any other first asks the GIN index for its newest matches (posts.search).
+        walk = found.first_plan(self.list_per_page) == search.SCAN
+        ids = None if walk else search.newest_ids(found, limit=SEARCH_RESULTS_LIMIT)
         if ids is not None:
             if len(ids) == SEARCH_RESULTS_LIMIT:
                 self.message_user(
@@ -181,7 +111,7 @@ class PostAdmin(FastChangeListMixin, TermSearchMixin, admin.ModelAdmin):
         # Many matches: the newest are found by walking the created_at index; counting them
         # would read them all, so the paginator shows the planner's estimate.
         request.postline_estimate_only = True  # type: ignore[attr-defined]
-        return queryset.filter(search_document=query)
+        return queryset.filter(search_document=SearchQuery(term, search_type="websearch", config=SEARCH_CONFIG))
 
     def get_paginator(self, request: HttpRequest, queryset: Any, per_page: int, *args: Any, **kwargs: Any) -> Any:
         estimate_only = getattr(request, "postline_estimate_only", False)

@@ -1,20 +1,19 @@
 """Reads of posts. Views and the cache layer call these; nothing else builds post querysets."""
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.contrib.postgres.expressions import ArraySubquery
-from django.contrib.postgres.search import SearchQuery, SearchRank
-from django.db.models import F, FloatField, OuterRef, QuerySet
-from django.db.models.functions import Cast, JSONObject
+from django.db.models import OuterRef, QuerySet
+from django.db.models.functions import JSONObject
 
-from posts.models import SEARCH_CONFIG, Post
+from posts.models import Post
 from users.models import User
 from users.selectors import PUBLIC_FIELDS
 
 # The one order every post collection uses: newest first, ties broken by id so that cursor
 # pages never repeat or skip a row. Both composite indexes are built in this order.
 POST_ORDERING = ("-created_at", "-id")
-SEARCH_ORDERING = ("-rank", "-id")
 # What a read of posts loads: the post's columns (search_document stays in the database, see
 # PostManager) and of its author only what posts.serializers.AuthorSerializer shows. A plain
 # select_related("author") would fetch every user column (password hash, metadata JSONB...)
@@ -26,26 +25,18 @@ def _posts() -> QuerySet[Post]:
     return Post.objects.select_related("author").only(*POST_FIELDS)
 
 
-def post_list(*, author_id: int | None = None, search: str | None = None) -> QuerySet[Post]:
-    """Posts newest first, or by relevance when searching.
-
-    The search uses websearch_to_tsquery, which accepts any string (quotes, operators, stray
-    punctuation) without a syntax error. It matches and ranks on the stored search_document
-    (indexed by posts_search_document_gin): ts_rank reads each match's document instead of
-    running to_tsvector on its text again.
-    """
+def post_list(*, author_id: int | None = None) -> QuerySet[Post]:
+    """Posts newest first (searches: posts.search)."""
     posts = _posts()
     if author_id is not None:
         posts = posts.filter(author_id=author_id)
-    if search:
-        query = SearchQuery(search, search_type="websearch", config=SEARCH_CONFIG)
-        return (
-            posts.filter(search_document=query)
-            # ts_rank is a float4; as float8 it survives the round trip through a cursor exactly.
-            .annotate(rank=Cast(SearchRank(F("search_document"), query), FloatField()))
-            .order_by(*SEARCH_ORDERING)
-        )
     return posts.order_by(*POST_ORDERING)
+
+
+def posts_by_ids(ids: Sequence[int]) -> list[Post]:
+    """The posts of `ids` in that order; an id deleted meanwhile is left out."""
+    found = _posts().in_bulk(ids)
+    return [found[post_id] for post_id in ids if post_id in found]
 
 
 def post_get(*, post_id: int) -> Post | None:

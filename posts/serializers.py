@@ -1,6 +1,9 @@
+from typing import Any
+
 from rest_framework import serializers
 
 from posts.models import Post
+from posts.search import ORDERINGS, RELEVANCE
 from project.http.api import OutputModelSerializer, StrictModelSerializer
 from users.models import User
 from users.serializers import UserPublicSerializer
@@ -42,8 +45,21 @@ class PostListQuerySerializer(serializers.Serializer):
     search = serializers.CharField(
         max_length=SEARCH_MAX_LENGTH,
         required=False,
-        help_text="Full-text search in title and body (English stemming, web-search syntax), best matches first.",
+        help_text="Full-text search in title and body (English stemming, web-search syntax); see the description.",
     )
+    ordering = serializers.ChoiceField(
+        choices=ORDERINGS,
+        required=False,
+        help_text=(
+            "Order of a search's results: `relevance` (the default) or `newest`. "
+            "A list without `search` is always newest first."
+        ),
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("ordering") == RELEVANCE and not attrs.get("search"):
+            raise serializers.ValidationError({"ordering": ["`relevance` orders the results of a `search`; give one."]})
+        return attrs
 
 
 class UserOverviewSerializer(UserPublicSerializer):

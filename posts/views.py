@@ -1,5 +1,6 @@
 import asyncio
-from functools import cached_property
+from collections.abc import Sequence
+from functools import cached_property, partial
 from typing import Any
 
 import orjson
@@ -14,7 +15,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticatedOrReadOnly
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from posts import selectors, services
+from posts import search, selectors, services
 from posts.models import Post
 from posts.permissions import IsAuthorOrStaff
 from posts.serializers import (
@@ -35,9 +36,32 @@ def post_detail_read(post_id: int) -> store.CachedRead:
     return store.CachedRead("post-detail", (post_id,), (store.post_scope(post_id), store.AUTHORS_SCOPE))
 
 
+SEARCH_DESCRIPTION = f"""
+All posts, newest first; with `author`, one author's.
+
+**Search** (`search`): words in the title or body, matched after English stemming ("databases"
+finds "database", "running" finds "run"); English stop words ("the", "a", "is"...) are ignored,
+so a search of only stop words finds nothing. Web-search syntax: words are all required,
+`"a quoted phrase"` matches the words in that order, `or` between words accepts either, and
+`-word` excludes a word. Any text is accepted; nothing in it is a syntax error.
+
+**Ordering of a search** (`ordering`):
+- `relevance` (the default): the newest {settings.SEARCH_RELEVANCE_WINDOW:,} matching posts,
+  best first by PostgreSQL's `ts_rank` (how often and how densely the words occur), ties newest
+  first. Older matches are not ranked: a search that matches more posts shows its newest
+  {settings.SEARCH_RELEVANCE_WINDOW:,}; reach the others with `ordering=newest`.
+  The cursor keeps the first page's window: later pages rank exactly the same posts, so each
+  result appears once, and posts published while you page are not added (search again for them).
+- `newest`: every matching post, newest first; posts published while you page appear only
+  before the first page, never as repeats.
+"""
+
+
 @extend_schema_view(
     list=extend_schema(
-        summary="All posts, newest first, or best matches first with ?search=", parameters=[PostListQuerySerializer]
+        summary="All posts, newest first, or the results of a search",
+        description=SEARCH_DESCRIPTION,
+        parameters=[PostListQuerySerializer],
     ),
     create=extend_schema(
         summary="Publish a post as the signed-in user", request=PostWriteSerializer, responses={201: PostSerializer}
@@ -79,13 +103,27 @@ class PostViewSet(viewsets.GenericViewSet):
     def list(self, request: Request) -> Response | HttpResponse:
         query = self._list_query
         query.is_valid(raise_exception=True)
-        author_id, search = query.validated_data.get("author"), query.validated_data.get("search")
+        author_id, text = query.validated_data.get("author"), query.validated_data.get("search")
+        ordering = query.validated_data.get("ordering", search.RELEVANCE)
 
         def page() -> Any:
-            posts = self.paginate_queryset(selectors.post_list(author_id=author_id, search=search))
+            posts: Sequence[Post] | None
+            if text:
+                posts = self._search_page(search.parse(text, author_id=author_id), ordering)
+            else:
+                posts = self.paginate_queryset(selectors.post_list(author_id=author_id))
             return self.get_paginated_response(PostSerializer(posts, many=True).data).data
 
         return store.page_response(request, self._feed_page_read(), page)
+
+    def _search_page(self, found: search.Search, ordering: str) -> Sequence[Post]:
+        hits = self.paginator.paginate_rows(  # type: ignore[union-attr]
+            self.request,
+            search.sort_keys(ordering),
+            partial(search.fetch, found, ordering),
+            state_fields=search.window_fields(ordering),
+        )
+        return selectors.posts_by_ids([hit.id for hit in hits])
 
     def create(self, request: Request) -> Response:
         body = PostWriteSerializer(data=request.data)

@@ -276,6 +276,18 @@ DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 CACHE_BREAKER_COOLDOWN = env_float("CACHE_BREAKER_COOLDOWN", 5.0)
 DJANGO_REDIS_LOGGER = "project.cache"
 
+# --- Full-text search (posts/search.py) -------------------------------------------------------
+# `?ordering=relevance` ranks the newest SEARCH_RELEVANCE_WINDOW matches of a search, only those
+# among the newest SEARCH_SCAN_POSTS posts when there are a page of them; a scan for matches
+# reads at most SEARCH_SCAN_POSTS posts; the index plan of a search that looks rare gets
+# SEARCH_PLAN_TIMEOUT_MS before the scan takes over; each process reads PostgreSQL's word
+# statistics again after SEARCH_STATISTICS_TTL seconds.
+
+SEARCH_RELEVANCE_WINDOW = env_int("SEARCH_RELEVANCE_WINDOW", 1000, minimum=1)
+SEARCH_SCAN_POSTS = env_int("SEARCH_SCAN_POSTS", 30_000, minimum=1)
+SEARCH_PLAN_TIMEOUT_MS = env_int("SEARCH_PLAN_TIMEOUT_MS", 100, minimum=1)
+SEARCH_STATISTICS_TTL = env_int("SEARCH_STATISTICS_TTL", 300, minimum=1)
+
 # --- Outbound HTTP: profile enrichment (GET /api/users/{id}/overview/) ------------------------
 # A URL template with {user_id}; unset disables enrichment. A slow or failing upstream never
 # fails the overview: after ENRICHMENT_BREAKER_THRESHOLD failures in a row it is not called for

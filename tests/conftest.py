@@ -13,6 +13,7 @@ from django_redis.cache import RedisCache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from posts import search
 from project.cache.redis_breaker import breaker
 from project.devservers import embedded
 from project.http import throttling
@@ -42,6 +43,7 @@ def _empty_cache() -> Iterator[None]:
     """Every test starts and ends with no Postline keys in Redis (other keys are left alone),
     no throttle counts held back in this process and a closed circuit breaker."""
     redis_cache = cast(RedisCache, cache)
+    search.statistics.clear()  # each test's ANALYZE (or none) is what its searches see
     breaker.reset()
     throttling.local_counts.clear()
     redis_cache.delete_pattern("*")

