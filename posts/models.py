@@ -1,6 +1,7 @@
 from typing import ClassVar
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
@@ -43,6 +44,17 @@ class Post(models.Model):
             # The global feed, newest first.
             models.Index(models.F("created_at").desc(), models.F("id").desc(), name="posts_created_idx"),
             GinIndex(fields=["search_document"], name="posts_search_document_gin"),
+            # Each post's words keyed by its week ('2817:databas'): searches of several common
+            # words read only the weeks they need (posts.search, migration 0006's functions).
+            GinIndex(
+                models.Func(
+                    models.F("created_at"),
+                    models.F("search_document"),
+                    function="posts_search_keys",
+                    output_field=ArrayField(models.TextField()),
+                ),
+                name="posts_search_weeks_gin",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -27,6 +27,7 @@ scan that ends short of a page gives way to INDEX; an INDEX plan still running a
 SEARCH_PLAN_TIMEOUT_MS (a search that became common since ANALYZE) gives way to the scan.
 """
 
+import math
 import re
 import threading
 import time
@@ -46,7 +47,10 @@ from project.http.pagination import INVALID_CURSOR, PageQuery, SortKey, seek_con
 
 RELEVANCE, NEWEST = "relevance", "newest"
 ORDERINGS = (RELEVANCE, NEWEST)
-SCAN, INDEX = "scan", "index"
+SCAN, INDEX, WEEKS = "scan", "index", "weeks"
+PLANS = (SCAN, INDEX, WEEKS)
+# The week of posts_search_weeks_gin's keys: posts_search_week() of migration 0006.
+WEEK_SECONDS = 604_800
 
 # Each plan forbids the other's scans for one statement (SET LOCAL), and neither may read the
 # whole table. The INDEX plan's bitmap gets work_mem enough to stay exact: a lossy bitmap
@@ -54,6 +58,7 @@ SCAN, INDEX = "scan", "index"
 _PLAN_SETTINGS = {
     SCAN: {"enable_bitmapscan": "off", "enable_seqscan": "off"},
     INDEX: {"enable_indexscan": "off", "enable_seqscan": "off", "work_mem": "64MB"},
+    WEEKS: {"enable_indexscan": "off", "enable_seqscan": "off", "work_mem": "64MB"},
 }
 
 _STATISTICS_SQL = """
@@ -63,7 +68,13 @@ LEFT JOIN pg_stats AS s
     ON s.schemaname = current_schema() AND s.tablename = 'posts' AND s.attname = 'search_document'
 WHERE c.oid = 'posts'::regclass
 """
-_TREE_SQL = "SELECT querytree(websearch_to_tsquery(%s::regconfig, %s))"
+# The query's index tree, and the oldest and newest post it can find (where a WEEKS plan starts
+# and ends): two index lookups in the same round trip.
+_TREE_SQL = """
+SELECT querytree(websearch_to_tsquery(%s::regconfig, %s)),
+    (SELECT min(created_at) FROM posts WHERE TRUE{author}),
+    (SELECT max(created_at) FROM posts WHERE TRUE{author})
+"""
 
 # The posts a plan considers: the matches that pass {where} (the author, the cursor's seek or
 # the window's bounds). A scan also ends about SEARCH_SCAN_POSTS posts from where it starts: at
@@ -86,6 +97,19 @@ _POST_IDS_BACK = "SELECT created_at FROM posts WHERE id {compare} {start} {step}
 _AUTHOR_POSTS_BACK = (
     "SELECT created_at FROM posts WHERE TRUE{where} ORDER BY created_at {direction}, id {direction} OFFSET %s LIMIT 1"
 )
+
+# WEEKS: the matches of each week from posts_search_weeks_gin (a few GIN probes per week); OFFSET
+# 0 keeps the seek and bounds out of it, as for INDEX. ts_match_vq is @@ written as a function:
+# as an operator, the GIN index on search_document would join the weekly bitmap (BitmapAnd) and
+# read the words' whole posting lists again.
+_WEEKS = """generate_series(%s::bigint, %s::bigint, %s) AS week,
+LATERAL (
+    SELECT id, created_at, search_document FROM posts
+    WHERE posts_search_keys(created_at, search_document) @> posts_search_week_keys(week, %s::text[])
+        AND ts_match_vq(search_document, websearch_to_tsquery(%s::regconfig, %s)){author}
+    OFFSET 0
+) AS posts
+WHERE TRUE{where}"""
 
 _NEWEST_SQL = """
 SELECT id, created_at, NULL::float8 AS rank
@@ -206,8 +230,7 @@ def estimate_share(tree: str, shares: dict[str, float]) -> float:
             if peek() == ")":
                 take()
             return share
-        word = symbol.rsplit("'", 1)[0][1:].replace("''", "'")
-        return shares.get(word, 0.0)
+        return shares.get(_word(symbol), 0.0)
 
     return any_of() if symbols else 0.0
 
@@ -219,27 +242,63 @@ class Search:
     # matches), 'T' when nothing is indexable ("-word": most posts match).
     tree: str
     share: float
+    # The words every match holds, when the statistics know them all (long posting lists):
+    # such a search goes to posts_search_weeks_gin instead of the GIN index on search_document.
+    words: tuple[str, ...] = ()
+    posts: float = 0.0  # posts in the table, as the statistics last counted them
     author_id: int | None = None
+    # The oldest and newest post the search can find (its author's, with one); None without posts.
+    oldest: datetime | None = None
+    newest: datetime | None = None
 
     @property
     def matches_nothing(self) -> bool:
         return self.tree == ""
 
+    @property
+    def index_plan(self) -> str:
+        return WEEKS if self.words else INDEX
+
     def first_plan(self, wanted: int) -> str:
         """SCAN when the statistics expect `wanted` matches among the posts a scan reads."""
         if self.tree == "T" or self.share * settings.SEARCH_SCAN_POSTS >= wanted:
             return SCAN
-        return INDEX
+        return self.index_plan
 
 
 def parse(text: str, *, author_id: int | None = None) -> Search:
-    """The search for `text`: its index tree (one round trip) and estimated share of posts."""
+    """The search for `text`: its index tree and time span (one round trip) and its estimated
+    share of posts."""
     alias = router.db_for_read(Post)
     known = statistics.get(alias)
+    author, author_params = (" AND author_id = %s", [author_id]) if author_id is not None else ("", [])
     with connections[alias].cursor() as cursor:
-        cursor.execute(_TREE_SQL, [SEARCH_CONFIG, text])
-        tree = str(cursor.fetchone()[0] or "")
-    return Search(text, tree, estimate_share(tree, known.shares), author_id)
+        cursor.execute(_TREE_SQL.format(author=author), [SEARCH_CONFIG, text, *author_params, *author_params])
+        tree, oldest, newest = cursor.fetchone()
+    tree = str(tree or "")
+    words = required_words(tree)
+    weekly = words if words and all(word in known.shares for word in words) else ()
+    share = estimate_share(tree, known.shares)
+    return Search(text, tree, share, weekly, known.posts, author_id, oldest, newest)
+
+
+def required_words(tree: str) -> tuple[str, ...]:
+    """The words every match of a query tree holds: all of them, but for a NOT; none with an OR
+    (either side may match) or a NOT of a group."""
+    symbols = _SYMBOLS.findall(tree)
+    if "|" in symbols or re.search(r"!\s*\(", tree):
+        return ()
+    words = [
+        _word(symbol)
+        for index, symbol in enumerate(symbols)
+        if symbol.startswith("'") and (index == 0 or symbols[index - 1] != "!")
+    ]
+    return tuple(dict.fromkeys(words))
+
+
+def _word(symbol: str) -> str:
+    """The lexeme of a querytree operand: 'it''s' -> it's (a weight or prefix mark dropped)."""
+    return symbol.rsplit("'", 1)[0][1:].replace("''", "'")
 
 
 def sort_keys(ordering: str) -> list[SortKey]:
@@ -267,58 +326,114 @@ def fetch(search: Search, ordering: str, page: PageQuery) -> tuple[list[Hit], li
     return _relevant(search, page)
 
 
+Rows = list[tuple[Any, ...]]
+
+
 def _newest(search: Search, page: PageQuery) -> list[Hit]:
-    def attempt(plan: str, *, time_limited: bool = False) -> list[tuple[Any, ...]] | None:
-        return _run(plan, *_newest_query(search, plan, page), time_limited=time_limited)
+    def attempt(plan: str, *, time_limited: bool = False) -> Rows | None:
+        return _newest_rows(search, plan, page, time_limited=time_limited)
 
-    rows = _planned(search, page, attempt, found=len)
-    return [Hit(*row) for row in rows]
+    return [Hit(*row) for row in _planned(search, page, attempt, found=len)]
 
 
-def _newest_query(search: Search, plan: str, page: PageQuery) -> Fragment:
-    seek, seek_params = _seek(sort_keys(NEWEST), page, prefix="")
+def _newest_rows(search: Search, plan: str, page: PageQuery, *, time_limited: bool) -> Rows | None:
+    """Up to page.limit matches from the cursor on, newest first (oldest first when reversed)."""
+    seek = _seek(sort_keys(NEWEST), page, prefix="")
     start_id = page.position[-1] if page.position is not None else None
-    source, params = _source(search, plan, (seek, seek_params), start_id=start_id, reverse=page.reverse)
-    sql = _NEWEST_SQL.format(source=source, direction="ASC" if page.reverse else "DESC")
-    return sql, [*params, page.limit]
+    direction = "ASC" if page.reverse else "DESC"
+
+    def run(weeks: tuple[int, int] | None) -> Rows | None:
+        source, params = _source(search, plan, seek, start_id=start_id, reverse=page.reverse, weeks=weeks)
+        sql = _NEWEST_SQL.format(source=source, direction=direction)
+        return _run(plan, sql, [*params, page.limit], time_limited=time_limited)
+
+    if plan != WEEKS:
+        return run(None)
+    start = page.position[0] if page.position is not None else None
+    return _week_by_week(search, start, page.reverse, page.limit, run, enough=lambda rows: len(rows) >= page.limit)
+
+
+def _week_by_week(
+    search: Search,
+    start: datetime | None,
+    reverse: bool,
+    wanted: int,
+    run: Callable[[tuple[int, int]], Rows | None],
+    *,
+    enough: Callable[[Rows], bool],
+) -> Rows | None:
+    """`run` over the weeks from `start`'s (the newest post's without one) towards the oldest
+    (the newest when `reverse`), reading first the weeks the statistics expect `wanted` matches
+    in, then twice as many each time, until its rows are `enough` or no week is left."""
+    if search.newest is None or search.oldest is None:
+        return []
+    if reverse:
+        first, last, step = _week(start or search.newest), _week(search.newest), 1
+    else:
+        first, last, step = _week(start or search.newest), _week(search.oldest), -1
+    weeks = (last - first) * step  # how many weeks there are after the first
+    span = _weeks_expected(search, wanted)
+    while True:
+        far = min(span - 1, weeks)
+        rows = run((first, first + far * step))
+        if rows is None or enough(rows) or far == weeks:
+            return rows
+        span *= 2
+
+
+def _weeks_expected(search: Search, wanted: int) -> int:
+    """The weeks the statistics expect `wanted` matches in, twice over for their error: most
+    searches read one span of weeks."""
+    if search.newest is None or search.oldest is None or not search.share:
+        return 1
+    weeks = _week(search.newest) - _week(search.oldest) + 1
+    per_week = search.share * search.posts / weeks
+    return max(1, math.ceil(2 * wanted / per_week)) if per_week else 1
 
 
 def newest_ids(search: Search, *, limit: int) -> list[int] | None:
-    """Ids of the newest `limit` matches through the GIN index (the admin's search), or None
-    when that takes longer than SEARCH_PLAN_TIMEOUT_MS: a search that common is walked."""
-    rows = _run(INDEX, *_newest_query(search, INDEX, PageQuery(None, False, limit, None)), time_limited=True)
+    """Ids of the newest `limit` matches through an index (the admin's search), or None when
+    that takes longer than SEARCH_PLAN_TIMEOUT_MS: a search that common is walked."""
+    rows = _newest_rows(search, search.index_plan, PageQuery(None, False, limit, None), time_limited=True)
     return None if rows is None else [row[0] for row in rows]
 
 
 def _relevant(search: Search, page: PageQuery) -> tuple[list[Hit], list[Any] | None]:
     seek_sql, seek_params = _seek(sort_keys(RELEVANCE), page, prefix="c.")
     direction = "ASC" if page.reverse else "DESC"
-    bounds: Fragment = ("", [])
-    if page.state is not None:
-        oldest_at, oldest_id, newest_at, newest_id, plan = page.state
-        if plan not in (SCAN, INDEX):
-            raise ValidationError({"cursor": [INVALID_CURSOR]})
-        bounds = (_WINDOW_BOUNDS, [oldest_at, oldest_at, oldest_id, newest_at, newest_at, newest_id])
+    window = settings.SEARCH_RELEVANCE_WINDOW
 
-    def attempt(plan: str, *, time_limited: bool = False) -> list[tuple[Any, ...]] | None:
-        # Within a window's bounds a scan reads all the window spans, however many posts that is
+    def run(plan: str, bounds: Fragment, weeks: tuple[int, int] | None, *, time_limited: bool) -> Rows | None:
+        # Within a window's bounds a plan reads all the window spans, however many posts that is
         # now (a post committed late between them included), so the window stays the same.
-        source, params = _source(search, plan, bounds, bounded=bool(bounds[0]))
+        source, params = _source(search, plan, bounds, bounded=bool(bounds[0]), weeks=weeks)
         sql = _RELEVANCE_SQL.format(source=source, seek=seek_sql, direction=direction)
-        window = settings.SEARCH_RELEVANCE_WINDOW
-        return _run(
-            plan,
-            sql,
-            [SEARCH_CONFIG, search.text, *params, window, *seek_params, page.limit],
-            time_limited=time_limited,
+        params = [SEARCH_CONFIG, search.text, *params, window, *seek_params, page.limit]
+        return _run(plan, sql, params, time_limited=time_limited)
+
+    def attempt(plan: str, *, time_limited: bool = False) -> Rows | None:
+        if plan != WEEKS:
+            return run(plan, ("", []), None, time_limited=time_limited)
+        # The window is the newest `window` matches: weeks from the newest post's until they hold that many.
+        return _week_by_week(
+            search,
+            None,
+            False,
+            window,
+            lambda weeks: run(WEEKS, ("", []), weeks, time_limited=time_limited),
+            enough=lambda rows: bool(rows) and rows[0][7] >= window,
         )
 
     if page.state is not None:
-        rows = attempt(page.state[-1]) or []
+        oldest_at, oldest_id, newest_at, newest_id, plan = page.state
+        if plan not in PLANS:
+            raise ValidationError({"cursor": [INVALID_CURSOR]})
+        bounds = (_WINDOW_BOUNDS, [oldest_at, oldest_at, oldest_id, newest_at, newest_at, newest_id])
+        rows = run(plan, bounds, (_week(newest_at), _week(oldest_at)), time_limited=False) or []
         return [Hit(*row[:3]) for row in rows], page.state
     used: list[str] = []
 
-    def attempt_noting_plan(plan: str, *, time_limited: bool = False) -> list[tuple[Any, ...]] | None:
+    def attempt_noting_plan(plan: str, *, time_limited: bool = False) -> Rows | None:
         used.append(plan)
         return attempt(plan, time_limited=time_limited)
 
@@ -329,24 +444,21 @@ def _relevant(search: Search, page: PageQuery) -> tuple[list[Hit], list[Any] | N
 
 
 def _planned(
-    search: Search,
-    page: PageQuery,
-    attempt: Callable[..., list[tuple[Any, ...]] | None],
-    *,
-    found: Callable[[list[tuple[Any, ...]]], int],
-) -> list[tuple[Any, ...]]:
-    """Rows of the first plan that answers: INDEX first within SEARCH_PLAN_TIMEOUT_MS when the
-    search looks rare; SCAN, and INDEX after it when the scan `found` less than a page."""
+    search: Search, page: PageQuery, attempt: Callable[..., Rows | None], *, found: Callable[[Rows], int]
+) -> Rows:
+    """Rows of the first plan that answers: the index plan first within SEARCH_PLAN_TIMEOUT_MS
+    when the search looks rare; SCAN, and the index plan after it when the scan `found` less
+    than a page."""
     page_size = page.limit - 1
-    if search.first_plan(page_size) == INDEX:
-        rows = attempt(INDEX, time_limited=True)
+    if search.first_plan(page_size) != SCAN:
+        rows = attempt(search.index_plan, time_limited=True)
         if rows is not None:
             return rows
     rows = attempt(SCAN) or []
     # Only an index-less search ("-word") stays with what the scan found: the GIN index would
     # read all of itself for it.
     if found(rows) < page_size and search.tree != "T":
-        rows = attempt(INDEX) or []
+        rows = attempt(search.index_plan) or []
     return rows
 
 
@@ -358,12 +470,20 @@ def _source(
     start_id: int | None = None,
     reverse: bool = False,
     bounded: bool = False,
+    weeks: tuple[int, int] | None = None,
 ) -> Fragment:
     """The FROM clause of a plan: the posts matching `search` (and its author) that pass
-    `condition` (a seek or a window's bounds); for a scan not `bounded` already, only as far
-    as SEARCH_SCAN_POSTS posts from `start_id` (the cursor's post; the newest without one)."""
+    `condition` (a seek or a window's bounds); for WEEKS those of `weeks` (first, last); for a
+    scan not `bounded` already, only as far as SEARCH_SCAN_POSTS posts from `start_id` (the
+    cursor's post; the newest without one)."""
     author, author_params = (" AND author_id = %s", [search.author_id]) if search.author_id is not None else ("", [])
     matches = [SEARCH_CONFIG, search.text]
+    if plan == WEEKS:
+        if weeks is None:
+            raise ValueError("a WEEKS plan reads given weeks")
+        step = 1 if weeks[1] >= weeks[0] else -1
+        source = _WEEKS.format(author=author, where=condition[0])
+        return source, [*weeks, step, list(search.words), *matches, *author_params, *condition[1]]
     if plan == INDEX:
         return _INDEXED.format(author=author, where=condition[0]), [*matches, *author_params, *condition[1]]
     where, params = author + condition[0], [*author_params, *condition[1]]
@@ -382,6 +502,11 @@ def _source(
         post_params = [*([] if start_id is None else [start_id]), settings.SEARCH_SCAN_POSTS - 1]
     end = _SCAN_END.format(towards="<=" if reverse else ">=", post=post, end="infinity" if reverse else "-infinity")
     return _MATCHES.format(where=where + end), [*matches, *params, *post_params]
+
+
+def _week(moment: datetime) -> int:
+    """posts_search_week() of migration 0006, for the weeks a WEEKS plan reads."""
+    return math.floor(moment.timestamp() / WEEK_SECONDS)
 
 
 def _run(plan: str, sql: str, params: list[Any], *, time_limited: bool) -> list[tuple[Any, ...]] | None:

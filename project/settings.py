@@ -283,7 +283,7 @@ DJANGO_REDIS_LOGGER = "project.cache"
 # SEARCH_PLAN_TIMEOUT_MS before the scan takes over; each process reads PostgreSQL's word
 # statistics again after SEARCH_STATISTICS_TTL seconds.
 
-SEARCH_RELEVANCE_WINDOW = env_int("SEARCH_RELEVANCE_WINDOW", 1000, minimum=1)
+SEARCH_RELEVANCE_WINDOW = env_int("SEARCH_RELEVANCE_WINDOW", 200, minimum=1)
 SEARCH_SCAN_POSTS = env_int("SEARCH_SCAN_POSTS", 30_000, minimum=1)
 SEARCH_PLAN_TIMEOUT_MS = env_int("SEARCH_PLAN_TIMEOUT_MS", 100, minimum=1)
 SEARCH_STATISTICS_TTL = env_int("SEARCH_STATISTICS_TTL", 300, minimum=1)

@@ -52,7 +52,7 @@ def backfill(apps, schema_editor):
                 )
                 sys.stdout.flush()
         # Statistics for the new column now, not whenever autovacuum gets to it: the planner's
-        # match estimates and the admin's search_shape read them.
+        # match estimates and posts.search's plan choice read them.
         cursor.execute("ANALYZE posts (search_document)")
         if shown != started:
             sys.stdout.write(f"\n  search_document: {filled:,} rows in {time.monotonic() - started:.0f} s\n")
