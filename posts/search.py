@@ -11,20 +11,25 @@ Two orderings (`?ordering=`):
   so later pages rank exactly the first page's window: posts published meanwhile neither join it
   nor push a match out.
 
-Each search runs with one of two plans, each fast where the other is slow (10M posts, 2 cores,
-measured in docs/performance.md):
-- SCAN: read posts_created_idx (posts_author_created_idx for one author) from the newest post
-  (or the cursor) and check each post's document, about 0.2 us per post, never more than
-  SEARCH_SCAN_POSTS posts: the bound is in the SQL (a LIMIT under the filter), so no estimate
-  can make it read the table.
-- INDEX: the GIN index's bitmap of every match, each match read and sorted: cost grows with the
-  words' posting lists and the matches, so it is for rare searches.
+Each search runs with one of three plans, each fast where the others are slow (10M posts, 2
+cores, measured in docs/performance.md):
+- SCAN: walk posts_created_idx (posts_author_created_idx for one author) from the newest post
+  (or the cursor) and check each post's document, about 0.2 us per post, and stop at the post
+  SEARCH_SCAN_POSTS back: that bound is an index condition, so no estimate can make a scan read
+  the table. For searches that fill a page within it.
+- WEEKS: posts_search_weeks_gin (migration 0006), each post's words keyed by its week, read
+  from the newest week back over the weeks the statistics expect the page or window in (then
+  twice as many until they hold it). For words the statistics know, whose posting lists are too
+  long to read whole: two words in 1.5 % of posts each cost 13-15 ms in the plain GIN index.
+- INDEX: the GIN index on search_document, every match, sorted: for words the statistics do not
+  know (rare), and OR searches.
 The first plan is SCAN when PostgreSQL's statistics (search_document's most_common_elems, read
 by each process every SEARCH_STATISTICS_TTL seconds, combined over the query: AND and phrases
-multiply, OR adds, NOT complements) expect a page of matches within the scan, INDEX otherwise;
-a word the statistics do not know is taken as rare (it was below their cut-off at ANALYZE). A
-scan that ends short of a page gives way to INDEX; an INDEX plan still running after
-SEARCH_PLAN_TIMEOUT_MS (a search that became common since ANALYZE) gives way to the scan.
+multiply, OR adds, NOT complements) expect a page of matches within the scan, else WEEKS or
+INDEX; a word the statistics do not know is taken as rare (it was below their cut-off at
+ANALYZE). A scan that ends short of a page gives way to the index plan; an index plan still
+running after SEARCH_PLAN_TIMEOUT_MS (a search that became common since ANALYZE) gives way to
+the scan. Each plan forbids the others' scans for its statement (SET LOCAL in a transaction).
 """
 
 import math

@@ -43,13 +43,15 @@ All posts, newest first; with `author`, one author's.
 finds "database", "running" finds "run"); English stop words ("the", "a", "is"...) are ignored,
 so a search of only stop words finds nothing. Web-search syntax: words are all required,
 `"a quoted phrase"` matches the words in that order, `or` between words accepts either, and
-`-word` excludes a word. Any text is accepted; nothing in it is a syntax error.
+`-word` excludes a word (a search of excluded words only looks at the newest
+{settings.SEARCH_SCAN_POSTS:,} posts). Any text is accepted; nothing in it is a syntax error.
 
 **Ordering of a search** (`ordering`):
-- `relevance` (the default): the newest {settings.SEARCH_RELEVANCE_WINDOW:,} matching posts,
-  best first by PostgreSQL's `ts_rank` (how often and how densely the words occur), ties newest
-  first. Older matches are not ranked: a search that matches more posts shows its newest
-  {settings.SEARCH_RELEVANCE_WINDOW:,}; reach the others with `ordering=newest`.
+- `relevance` (the default): recent matches, best first by PostgreSQL's `ts_rank` (how often the
+  words occur in the post), ties by id, newest first. The ranked window is the newest
+  {settings.SEARCH_RELEVANCE_WINDOW:,} matching posts; for a search common enough to fill a page
+  among the newest {settings.SEARCH_SCAN_POSTS:,} posts, only the matches among those. Older
+  matches are not ranked, however well they match: reach them with `ordering=newest`.
   The cursor keeps the first page's window: later pages rank exactly the same posts, so each
   result appears once, and posts published while you page are not added (search again for them).
 - `newest`: every matching post, newest first; posts published while you page appear only

@@ -2,7 +2,9 @@
 the plan each search shape gets and the plans' SQL (EXPLAIN)."""
 
 import re
+from collections.abc import Mapping
 from datetime import timedelta
+from itertools import pairwise
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -197,7 +199,7 @@ def plans_run(queries: CaptureQueriesContext) -> list[str]:
     statement and the settings set before it."""
     captured = [query["sql"] for query in queries.captured_queries]
     plans: list[str] = []
-    for settings_sql, statement in zip(captured, captured[1:], strict=False):
+    for settings_sql, statement in pairwise(captured):
         if "set_config" not in settings_sql:
             continue
         if "posts_search_week_keys" in statement:
@@ -299,7 +301,7 @@ def corpus(settings) -> None:
     posts_at("A lighthouse.", "Another lighthouse.")
 
 
-def explained(client, query: dict[str, object]) -> list[str]:
+def explained(client, query: Mapping[str, object]) -> list[str]:
     """EXPLAIN of each search statement a request ran, under the settings it ran with."""
     with CaptureQueriesContext(connection) as queries:
         response = client.get(URL, query)
