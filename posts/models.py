@@ -54,6 +54,9 @@ class Post(models.Model):
                     output_field=ArrayField(models.TextField()),
                 ),
                 name="posts_search_weeks_gin",
+                # No pending list: a WEEKS plan probes once per week, and each probe would
+                # scan all of it (migration 0006).
+                fastupdate=False,
             ),
         ]
 

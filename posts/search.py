@@ -372,10 +372,9 @@ def _week_by_week(
     in, then twice as many each time, until its rows are `enough` or no week is left."""
     if search.newest is None or search.oldest is None:
         return []
-    if reverse:
-        first, last, step = _week(start or search.newest), _week(search.newest), 1
-    else:
-        first, last, step = _week(start or search.newest), _week(search.oldest), -1
+    # A cursor outside the posts' span (a tampered one, say) starts at its edge.
+    first = min(max(_week(start or search.newest), _week(search.oldest)), _week(search.newest))
+    last, step = (_week(search.newest), 1) if reverse else (_week(search.oldest), -1)
     weeks = (last - first) * step  # how many weeks there are after the first
     span = _weeks_expected(search, wanted)
     while True:
@@ -384,6 +383,15 @@ def _week_by_week(
         if rows is None or enough(rows) or far == weeks:
             return rows
         span *= 2
+
+
+def _window_weeks(search: Search, oldest_at: datetime, newest_at: datetime) -> tuple[int, int]:
+    """The weeks of a window's edges, newest first, within the posts' span (a tampered cursor's
+    edges may lie centuries apart)."""
+    if search.newest is None or search.oldest is None:
+        return (0, -1)  # no posts: an empty range
+    low, high = _week(search.oldest), _week(search.newest)
+    return (min(max(_week(newest_at), low), high), min(max(_week(oldest_at), low), high))
 
 
 def _weeks_expected(search: Search, wanted: int) -> int:
@@ -434,7 +442,7 @@ def _relevant(search: Search, page: PageQuery) -> tuple[list[Hit], list[Any] | N
         if plan not in PLANS:
             raise ValidationError({"cursor": [INVALID_CURSOR]})
         bounds = (_WINDOW_BOUNDS, [oldest_at, oldest_at, oldest_id, newest_at, newest_at, newest_id])
-        rows = run(plan, bounds, (_week(newest_at), _week(oldest_at)), time_limited=False) or []
+        rows = run(plan, bounds, _window_weeks(search, oldest_at, newest_at), time_limited=False) or []
         return [Hit(*row[:3]) for row in rows], page.state
     used: list[str] = []
 

@@ -176,6 +176,26 @@ def test_a_tampered_window_is_a_400(api_client) -> None:
         assert response.json() == {"cursor": ["Invalid cursor."]}
 
 
+WEEK_RANGE = re.compile(r"generate_series\((\d+)::bigint, (\d+)::bigint")
+
+
+def test_a_window_centuries_wide_reads_only_the_posts_weeks(api_client, corpus) -> None:
+    """Edges far outside the posts' span (a hand-made cursor) cost what the real span costs."""
+    from project.http.pagination import encode_cursor  # noqa: PLC0415
+
+    post = Post.objects.latest("id")
+    state = ["1900-01-01T00:00:00+00:00", 1, "9999-01-01T00:00:00+00:00", post.pk, search.WEEKS]
+    for edges in (state, [state[2], post.pk, state[0], 1, search.WEEKS]):
+        token = encode_cursor([1.0, post.pk], state=edges)
+        with CaptureQueriesContext(connection) as queries:
+            response = api_client.get(URL, {"search": "beacon harbor", "cursor": token})
+        assert response.status_code == 200
+        ranges = [WEEK_RANGE.search(query["sql"]) for query in queries.captured_queries]
+        spans = [abs(int(found.group(1)) - int(found.group(2))) for found in ranges if found]
+        assert spans
+        assert max(spans) <= 1  # the corpus spans a week or two
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [({"ordering": "relevance"}, "ordering"), ({"search": "x", "ordering": "best"}, "ordering")],
