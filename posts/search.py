@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -376,13 +376,31 @@ def _week_by_week(
     first = min(max(_week(start or search.newest), _week(search.oldest)), _week(search.newest))
     last, step = (_week(search.newest), 1) if reverse else (_week(search.oldest), -1)
     weeks = (last - first) * step  # how many weeks there are after the first
-    span = _weeks_expected(search, wanted)
+    expected = span = _weeks_expected(search, wanted)
     while True:
         far = min(span - 1, weeks)
         rows = run((first, first + far * step))
         if rows is None or enough(rows) or far == weeks:
             return rows
-        span *= 2
+        # Weeks without a single post (a quiet spell) are skipped in one step, not doubled across.
+        beyond = _next_post(search, first + far * step, reverse=reverse)
+        if beyond is None:
+            return rows
+        span = max(span * 2, (_week(beyond) - first) * step + expected)
+
+
+def _next_post(search: Search, week: int, *, reverse: bool) -> datetime | None:
+    """created_at of the nearest post (of the search's author) beyond `week`: one index lookup."""
+    if reverse:
+        sql, edge = "SELECT min(created_at) FROM posts WHERE created_at >= %s", week + 1
+    else:
+        sql, edge = "SELECT max(created_at) FROM posts WHERE created_at < %s", week
+    params: list[Any] = [datetime.fromtimestamp(edge * WEEK_SECONDS, tz=UTC)]
+    if search.author_id is not None:
+        sql, params = f"{sql} AND author_id = %s", [*params, search.author_id]
+    with connections[router.db_for_read(Post)].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0]
 
 
 def _window_weeks(search: Search, oldest_at: datetime, newest_at: datetime) -> tuple[int, int]:
