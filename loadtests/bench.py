@@ -192,29 +192,18 @@ def search_scenarios() -> list[Scenario]:
 
 def most_common_word() -> str:
     """The word of the seed's vocabulary whose stem PostgreSQL's statistics put in most posts."""
-    from django.db import connection  # noqa: PLC0415
-
+    from posts import search  # noqa: PLC0415
     from posts.seeding import text  # noqa: PLC0415
 
-    vocabulary = sorted({*text.NOUNS, *text.ADJECTIVES, *text.VERBS, *text.ADVERBS, *text.DETERMINERS})
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT w.word
-            FROM pg_stats AS s,
-                LATERAL unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS f(lexeme, share),
-                LATERAL unnest(%s::text[]) AS w(word)
-            WHERE s.tablename = 'posts' AND s.attname = 'search_document'
-              AND querytree(plainto_tsquery('english', w.word)) = quote_literal(f.lexeme)
-            ORDER BY f.share DESC, w.word
-            LIMIT 1
-            """,
-            [vocabulary],
-        )
-        row = cursor.fetchone()
-    if row is None:
+    shares = search.statistics.get("default").shares
+    if not shares:
         raise SystemExit("bench: no word statistics for posts; run ANALYZE posts")
-    return str(row[0])
+    vocabulary = sorted({*text.NOUNS, *text.ADJECTIVES, *text.VERBS, *text.ADVERBS, *text.DETERMINERS})
+
+    def share(word: str) -> float:
+        return search.estimate_share(search.parse(word).tree, shares)
+
+    return max(vocabulary, key=share)
 
 
 def add_rare_posts() -> None:
@@ -241,17 +230,15 @@ def add_rare_posts() -> None:
 def search_cursor(text: str, ordering: str) -> str | None:
     """The `next` cursor of the search's first page (as the API encodes it), or None without one."""
     from posts import search  # noqa: PLC0415
-    from project.http.pagination import PageQuery, encode_cursor  # noqa: PLC0415
+    from project.http.pagination import PageQuery, cursor_value, encode_cursor  # noqa: PLC0415
 
     page_size = 20
     hits, window = search.fetch(search.parse(text), ordering, PageQuery(None, False, page_size + 1, None))
     if len(hits) <= page_size:
         return None
     last = hits[page_size - 1]
-    if ordering == search.NEWEST:
-        return encode_cursor([last.created_at.isoformat(), last.id])
-    state = [value.isoformat() if isinstance(value, datetime) else value for value in window or []]
-    return encode_cursor([last.rank, last.id], state=state)
+    position = [cursor_value(getattr(last, key.name)) for key in search.sort_keys(ordering)]
+    return encode_cursor(position, state=None if window is None else [cursor_value(value) for value in window])
 
 
 def parse_wrk(output: str) -> tuple[float, float, float, int]:

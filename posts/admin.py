@@ -27,11 +27,11 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from psycopg.errors import QueryCanceled
 
 from posts import search
 from posts.models import SEARCH_CONFIG, Post
 from posts.services import EDITABLE_FIELDS, post_create, post_delete, post_update
+from project.db.errors import query_cancelled
 from project.http.admin import EstimatedCountPaginator, FastChangeListMixin, TermSearchMixin, search_id
 
 # Deleting is one service call per post; the confirmation page lists every post.
@@ -41,10 +41,6 @@ BULK_DELETE_LIMIT = 500
 SEARCH_RESULTS_LIMIT = 1000
 # A safety net for the whole search page: a query still running after this is cancelled.
 SEARCH_PAGE_TIMEOUT_MS = 5000
-
-
-def _cancelled(error: OperationalError) -> bool:
-    return isinstance(error.__cause__, QueryCanceled)
 
 
 class CreatedWithinFilter(admin.SimpleListFilter):
@@ -130,7 +126,7 @@ class PostAdmin(FastChangeListMixin, TermSearchMixin, admin.ModelAdmin):
                     response.render()  # the page's queries run while rendering: inside the timeout
                 return response
         except OperationalError as error:
-            if not _cancelled(error):
+            if not query_cancelled(error):
                 raise
         self.message_user(
             request, "That search took too long and was stopped: add words or filter first.", messages.ERROR

@@ -44,10 +44,10 @@ from typing import Any
 from django.conf import settings
 from django.db import OperationalError, connections, router, transaction
 from django.db.models import CharField, FloatField
-from psycopg.errors import QueryCanceled
 from rest_framework.exceptions import ValidationError
 
 from posts.models import SEARCH_CONFIG, Post
+from project.db.errors import query_cancelled
 from project.http.pagination import INVALID_CURSOR, PageQuery, SortKey, seek_condition
 
 RELEVANCE, NEWEST = "relevance", "newest"
@@ -57,14 +57,11 @@ PLANS = (SCAN, INDEX, WEEKS)
 # The week of posts_search_weeks_gin's keys: posts_search_week() of migration 0006.
 WEEK_SECONDS = 604_800
 
-# Each plan forbids the other's scans for one statement (SET LOCAL), and neither may read the
-# whole table. The INDEX plan's bitmap gets work_mem enough to stay exact: a lossy bitmap
-# rechecks every post of its pages.
-_PLAN_SETTINGS = {
-    SCAN: {"enable_bitmapscan": "off", "enable_seqscan": "off"},
-    INDEX: {"enable_indexscan": "off", "enable_seqscan": "off", "work_mem": "64MB"},
-    WEEKS: {"enable_indexscan": "off", "enable_seqscan": "off", "work_mem": "64MB"},
-}
+# Each plan forbids the others' scans for one statement (SET LOCAL), and none may read the whole
+# table. The index plans' bitmaps get work_mem enough to stay exact: a lossy bitmap rechecks
+# every post of its pages.
+_BITMAP_ONLY = {"enable_indexscan": "off", "enable_seqscan": "off", "work_mem": "64MB"}
+_PLAN_SETTINGS = {SCAN: {"enable_bitmapscan": "off", "enable_seqscan": "off"}, INDEX: _BITMAP_ONLY, WEEKS: _BITMAP_ONLY}
 
 _STATISTICS_SQL = """
 SELECT greatest(c.reltuples, 0), s.most_common_elems::text::text[], s.most_common_elem_freqs
@@ -276,7 +273,7 @@ def parse(text: str, *, author_id: int | None = None) -> Search:
     share of posts."""
     alias = router.db_for_read(Post)
     known = statistics.get(alias)
-    author, author_params = (" AND author_id = %s", [author_id]) if author_id is not None else ("", [])
+    author, author_params = _author(author_id)
     with connections[alias].cursor() as cursor:
         cursor.execute(_TREE_SQL.format(author=author), [SEARCH_CONFIG, text, *author_params, *author_params])
         tree, oldest, newest = cursor.fetchone()
@@ -338,7 +335,8 @@ def _newest(search: Search, page: PageQuery) -> list[Hit]:
     def attempt(plan: str, *, time_limited: bool = False) -> Rows | None:
         return _newest_rows(search, plan, page, time_limited=time_limited)
 
-    return [Hit(*row) for row in _planned(search, page, attempt, found=len)]
+    _, rows = _planned(search, page, attempt, found=len)
+    return [Hit(*row) for row in rows]
 
 
 def _newest_rows(search: Search, plan: str, page: PageQuery, *, time_limited: bool) -> Rows | None:
@@ -395,11 +393,9 @@ def _next_post(search: Search, week: int, *, reverse: bool) -> datetime | None:
         sql, edge = "SELECT min(created_at) FROM posts WHERE created_at >= %s", week + 1
     else:
         sql, edge = "SELECT max(created_at) FROM posts WHERE created_at < %s", week
-    params: list[Any] = [datetime.fromtimestamp(edge * WEEK_SECONDS, tz=UTC)]
-    if search.author_id is not None:
-        sql, params = f"{sql} AND author_id = %s", [*params, search.author_id]
+    author, author_params = _author(search.author_id)
     with connections[router.db_for_read(Post)].cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql + author, [datetime.fromtimestamp(edge * WEEK_SECONDS, tz=UTC), *author_params])
         return cursor.fetchone()[0]
 
 
@@ -462,35 +458,29 @@ def _relevant(search: Search, page: PageQuery) -> tuple[list[Hit], list[Any] | N
         bounds = (_WINDOW_BOUNDS, [oldest_at, oldest_at, oldest_id, newest_at, newest_at, newest_id])
         rows = run(plan, bounds, _window_weeks(search, oldest_at, newest_at), time_limited=False) or []
         return [Hit(*row[:3]) for row in rows], page.state
-    used: list[str] = []
-
-    def attempt_noting_plan(plan: str, *, time_limited: bool = False) -> Rows | None:
-        used.append(plan)
-        return attempt(plan, time_limited=time_limited)
-
-    rows = _planned(search, page, attempt_noting_plan, found=lambda rows: rows[0][7] if rows else 0)
+    plan, rows = _planned(search, page, attempt, found=lambda rows: rows[0][7] if rows else 0)
     if not rows:
         return [], None
-    return [Hit(*row[:3]) for row in rows], [*rows[0][3:7], used[-1]]
+    return [Hit(*row[:3]) for row in rows], [*rows[0][3:7], plan]
 
 
 def _planned(
     search: Search, page: PageQuery, attempt: Callable[..., Rows | None], *, found: Callable[[Rows], int]
-) -> Rows:
-    """Rows of the first plan that answers: the index plan first within SEARCH_PLAN_TIMEOUT_MS
+) -> tuple[str, Rows]:
+    """The plan that answered and its rows: the index plan first within SEARCH_PLAN_TIMEOUT_MS
     when the search looks rare; SCAN, and the index plan after it when the scan `found` less
     than a page."""
     page_size = page.limit - 1
     if search.first_plan(page_size) != SCAN:
         rows = attempt(search.index_plan, time_limited=True)
         if rows is not None:
-            return rows
+            return search.index_plan, rows
     rows = attempt(SCAN) or []
     # Only an index-less search ("-word") stays with what the scan found: the GIN index would
     # read all of itself for it.
     if found(rows) < page_size and search.tree != "T":
-        rows = attempt(search.index_plan) or []
-    return rows
+        return search.index_plan, attempt(search.index_plan) or []
+    return SCAN, rows
 
 
 def _source(
@@ -507,7 +497,7 @@ def _source(
     `condition` (a seek or a window's bounds); for WEEKS those of `weeks` (first, last); for a
     scan not `bounded` already, only as far as SEARCH_SCAN_POSTS posts from `start_id` (the
     cursor's post; the newest without one)."""
-    author, author_params = (" AND author_id = %s", [search.author_id]) if search.author_id is not None else ("", [])
+    author, author_params = _author(search.author_id)
     matches = [SEARCH_CONFIG, search.text]
     if plan == WEEKS:
         if weeks is None:
@@ -556,10 +546,15 @@ def _run(plan: str, sql: str, params: list[Any], *, time_limited: bool) -> list[
             # Undo the SET LOCALs even inside an outer transaction (a rolled-back savepoint).
             transaction.set_rollback(True, using=alias)
     except OperationalError as error:
-        if time_limited and isinstance(error.__cause__, QueryCanceled):
+        if time_limited and query_cancelled(error):
             return None
         raise
     return rows
+
+
+def _author(author_id: int | None) -> Fragment:
+    """The condition that keeps one author's posts (none without an author)."""
+    return (" AND author_id = %s", [author_id]) if author_id is not None else ("", [])
 
 
 def _seek(keys: Sequence[SortKey], page: PageQuery, *, prefix: str) -> Fragment:

@@ -15,12 +15,13 @@ from django.db.models.manager import BaseManager
 from django.dispatch import receiver
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
-from psycopg.errors import QueryCanceled
 from rest_framework import ISO_8601, fields, serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from project.db.errors import query_cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -269,7 +270,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     of a PostgreSQL restart. Django closes the broken connection when the request ends, and
     the next request connects afresh.
     """
-    if isinstance(exc, OperationalError) and isinstance(exc.__cause__, QueryCanceled):
+    if isinstance(exc, OperationalError) and query_cancelled(exc):
         logger.warning("query cancelled: %s", exc)
         return Response({"detail": QUERY_TOO_SLOW}, status=503, headers={"Retry-After": DATABASE_RETRY_AFTER})
     if isinstance(exc, OperationalError | InterfaceError):

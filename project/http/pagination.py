@@ -88,6 +88,11 @@ def seek_condition(
     return condition
 
 
+def cursor_value(value: Any) -> Any:
+    """A position or state value as a cursor holds it (ISO strings for datetimes)."""
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
 def _order_key(term: str) -> tuple[str, bool]:
     """('created_at', True) for '-created_at'."""
     return term.lstrip("-"), term.startswith("-")
@@ -181,14 +186,10 @@ class KeysetCursorPagination(BasePagination):
     # --- cursor encoding ----------------------------------------------------------------------
 
     def _link(self, row: Model, *, reverse: bool) -> str:
-        position = [self._position_value(getattr(row, name)) for name, _ in self.ordering]
-        state = [self._position_value(value) for value in self.state or []] if self.state_fields else None
+        position = [cursor_value(getattr(row, name)) for name, _ in self.ordering]
+        state = [cursor_value(value) for value in self.state or []] if self.state_fields else None
         token = encode_cursor(position, reverse=reverse, state=state)
         return replace_query_param(self.request.build_absolute_uri(), self.cursor_query_param, token)
-
-    @staticmethod
-    def _position_value(value: Any) -> Any:
-        return value.isoformat() if hasattr(value, "isoformat") else value
 
     def _decode(self, token: str | None) -> dict[str, Any] | None:
         if token is None:
