@@ -18,8 +18,8 @@ cores, measured in docs/performance.md):
   SEARCH_SCAN_POSTS back: that bound is an index condition, so no estimate can make a scan read
   the table. For searches that fill a page within it.
 - WEEKS: posts_search_weeks_gin (migration 0006), each post's words keyed by its week, read
-  from the newest week back over the weeks the statistics expect the page or window in (then
-  twice as many until they hold it). For words the statistics know, whose posting lists are too
+  from the newest week back as far as the post as many ids back as the statistics expect to
+  hold the page or window twice over (then twice as far until they hold it). For words the statistics know, whose posting lists are too
   long to read whole: two words in 1.5 % of posts each cost 13-15 ms in the plain GIN index.
 - INDEX: the GIN index on search_document, every match, sorted: for words the statistics do not
   know (rare), and OR searches.
@@ -141,6 +141,12 @@ _WINDOW_BOUNDS = (
     " AND created_at >= %s AND (created_at > %s OR id >= %s) AND created_at <= %s AND (created_at < %s OR id <= %s)"
 )
 
+# What the statistics' estimates are multiplied by where falling short costs a second statement.
+ESTIMATE_MARGIN = 2
+# The share of posts holding two words that hold them as a phrase: the statistics know words, not
+# their order. 0.28 in the seed's text ("every library": 12,290 posts of the 44,118 with both).
+PHRASE_SHARE = 0.28
+
 _SYMBOLS = re.compile(r"'(?:[^']|'')*'(?::[*A-D]+)?|<(?:-|\d+)>|[!&|()]")
 
 Fragment = tuple[str, list[Any]]
@@ -216,11 +222,11 @@ def estimate_share(tree: str, shares: dict[str, float]) -> float:
             share *= phrase()
         return share
 
-    def phrase() -> float:  # a <-> b, a <2> b: at most as often as both words
+    def phrase() -> float:  # a <-> b, a <2> b: less often than both words anywhere in a post
         share = operand()
         while (symbol := peek()) is not None and symbol.startswith("<"):
             take()
-            share *= operand()
+            share *= operand() * PHRASE_SHARE
         return share
 
     def operand() -> float:
@@ -262,8 +268,9 @@ class Search:
         return WEEKS if self.words else INDEX
 
     def first_plan(self, wanted: int) -> str:
-        """SCAN when the statistics expect `wanted` matches among the posts a scan reads."""
-        if self.tree == "T" or self.share * settings.SEARCH_SCAN_POSTS >= wanted:
+        """SCAN when the statistics expect `wanted` matches among the posts a scan reads, twice
+        over for their error: a scan that falls short costs its whole walk before the next plan."""
+        if self.tree == "T" or self.share * settings.SEARCH_SCAN_POSTS >= ESTIMATE_MARGIN * wanted:
             return SCAN
         return self.index_plan
 
@@ -352,51 +359,74 @@ def _newest_rows(search: Search, plan: str, page: PageQuery, *, time_limited: bo
 
     if plan != WEEKS:
         return run(None)
-    start = page.position[0] if page.position is not None else None
+    start = (page.position[0], page.position[-1]) if page.position is not None else None
     return _week_by_week(search, start, page.reverse, page.limit, run, enough=lambda rows: len(rows) >= page.limit)
 
 
 def _week_by_week(
     search: Search,
-    start: datetime | None,
+    start: tuple[datetime, int] | None,
     reverse: bool,
     wanted: int,
     run: Callable[[tuple[int, int]], Rows | None],
     *,
     enough: Callable[[Rows], bool],
 ) -> Rows | None:
-    """`run` over the weeks from `start`'s (the newest post's without one) towards the oldest
-    (the newest when `reverse`), reading first the weeks the statistics expect `wanted` matches
-    in, then twice as many each time, until its rows are `enough` or no week is left."""
+    """`run` over the weeks from `start`'s (created_at, id; the newest post's without one)
+    towards the oldest (the newest when `reverse`): as far as the post as many ids away as the
+    statistics expect to hold `wanted` matches twice over, then twice as far each time, until
+    its rows are `enough` or no week is left. Counted in posts, not weeks, the span follows the
+    posts' density: a quiet spell holds few posts, and a week of bulk imports many."""
     if search.newest is None or search.oldest is None:
         return []
-    # A cursor outside the posts' span (a tampered one, say) starts at its edge.
-    first = min(max(_week(start or search.newest), _week(search.oldest)), _week(search.newest))
-    last, step = (_week(search.newest), 1) if reverse else (_week(search.oldest), -1)
-    weeks = (last - first) * step  # how many weeks there are after the first
-    expected = span = _weeks_expected(search, wanted)
+
+    def within_posts(moment: datetime) -> int:
+        # A cursor outside the posts' span (a tampered one, say) starts at its edge.
+        return min(max(_week(moment), _week(search.oldest)), _week(search.newest))
+
+    first = within_posts(start[0] if start else search.newest)
+    last = _week(search.newest) if reverse else _week(search.oldest)
+    away = _posts_expected(search, wanted)
     while True:
-        far = min(span - 1, weeks)
-        rows = run((first, first + far * step))
-        if rows is None or enough(rows) or far == weeks:
+        beyond = _post_ids_away(start[1] if start else None, away, reverse=reverse)
+        # Ids are handed out in creation order; a post dated out of that order moves the span's
+        # end at most back to `first`.
+        far = last if beyond is None else within_posts(beyond)
+        far = max(far, first) if reverse else min(far, first)
+        rows = run((first, far))
+        if rows is None or enough(rows) or far == last:
             return rows
-        # Weeks without a single post (a quiet spell) are skipped in one step, not doubled across.
-        beyond = _next_post(search, first + far * step, reverse=reverse)
-        if beyond is None:
-            return rows
-        span = max(span * 2, (_week(beyond) - first) * step + expected)
+        away *= 2
 
 
-def _next_post(search: Search, week: int, *, reverse: bool) -> datetime | None:
-    """created_at of the nearest post (of the search's author) beyond `week`: one index lookup."""
-    if reverse:
-        sql, edge = "SELECT min(created_at) FROM posts WHERE created_at >= %s", week + 1
-    else:
-        sql, edge = "SELECT max(created_at) FROM posts WHERE created_at < %s", week
-    author, author_params = _author(search.author_id)
+def _posts_expected(search: Search, wanted: int) -> int:
+    """How many posts the statistics expect `wanted` matches in, twice over for their error."""
+    if not search.share:
+        return max(wanted, math.ceil(search.posts))
+    return max(wanted, math.ceil(ESTIMATE_MARGIN * wanted / search.share))
+
+
+def _post_ids_away(start_id: int | None, away: int, *, reverse: bool) -> datetime | None:
+    """created_at of the post `away` ids older than `start_id` (the newest post's id without
+    one; newer when `reverse`), or None past the end: one primary-key lookup."""
+    sql, params = _ids_away(start_id, away, reverse=reverse)
     with connections[router.db_for_read(Post)].cursor() as cursor:
-        cursor.execute(sql + author, [datetime.fromtimestamp(edge * WEEK_SECONDS, tz=UTC), *author_params])
-        return cursor.fetchone()[0]
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _ids_away(start_id: int | None, away: int, *, reverse: bool) -> Fragment:
+    """The query for created_at of the post `away` ids from `start_id` (the newest post's id
+    without one): older, or newer when `reverse`."""
+    start = "(SELECT max(id) FROM posts)" if start_id is None else "%s"
+    sql = _POST_IDS_BACK.format(
+        compare=">=" if reverse else "<=",
+        start=start,
+        step="+" if reverse else "-",
+        direction="ASC" if reverse else "DESC",
+    )
+    return sql, [*([] if start_id is None else [start_id]), away]
 
 
 def _window_weeks(search: Search, oldest_at: datetime, newest_at: datetime) -> tuple[int, int]:
@@ -406,16 +436,6 @@ def _window_weeks(search: Search, oldest_at: datetime, newest_at: datetime) -> t
         return (0, -1)  # no posts: an empty range
     low, high = _week(search.oldest), _week(search.newest)
     return (min(max(_week(newest_at), low), high), min(max(_week(oldest_at), low), high))
-
-
-def _weeks_expected(search: Search, wanted: int) -> int:
-    """The weeks the statistics expect `wanted` matches in, twice over for their error: most
-    searches read one span of weeks."""
-    if search.newest is None or search.oldest is None or not search.share:
-        return 1
-    weeks = _week(search.newest) - _week(search.oldest) + 1
-    per_week = search.share * search.posts / weeks
-    return max(1, math.ceil(2 * wanted / per_week)) if per_week else 1
 
 
 def newest_ids(search: Search, *, limit: int) -> list[int] | None:
@@ -515,12 +535,8 @@ def _source(
         post = _AUTHOR_POSTS_BACK.format(where=where, direction=direction)
         post_params = [*params, settings.SEARCH_SCAN_POSTS - 1]
     else:
-        start = "(SELECT max(id) FROM posts)" if start_id is None else "%s"
-        post = _POST_IDS_BACK.format(
-            compare=">=" if reverse else "<=", start=start, step="+" if reverse else "-", direction=direction
-        )
         # The post SEARCH_SCAN_POSTS - 1 ids back: with the start, the scan's SEARCH_SCAN_POSTS posts.
-        post_params = [*([] if start_id is None else [start_id]), settings.SEARCH_SCAN_POSTS - 1]
+        post, post_params = _ids_away(start_id, settings.SEARCH_SCAN_POSTS - 1, reverse=reverse)
     end = _SCAN_END.format(towards="<=" if reverse else ">=", post=post, end="infinity" if reverse else "-infinity")
     return _MATCHES.format(where=where + end), [*matches, *params, *post_params]
 
