@@ -60,6 +60,8 @@ COPY . .
 # `docker run`; Kubernetes and compose mount a fresh one over /tmp.
 RUN SECRET_KEY=placeholder-for-collectstatic-at-image-build-never-signs-anything \
     ALLOWED_HOSTS=build.invalid \
+    EMAIL_HOST=build.invalid \
+    FRONTEND_URL=http://build.invalid \
     DATABASE_URL=postgres://build@localhost/build \
     REDIS_URL=redis://localhost:6379/0 \
     python manage.py collectstatic --noinput --verbosity 0 \

@@ -12,15 +12,16 @@ PYTEST_ARGS ?=
 DEMO_USERS ?= 2000
 DEMO_POSTS ?= 20000
 PIDFILE := .data/gunicorn.pid
+JOBS_PIDFILE := .data/jobs.pid
 
 .PHONY: help install run test lint stop fuzz deploy-check ci-tools loadtest loadtest-smoke soak bench compare faults
 
 help:
-	@echo "make run    start Postline on http://127.0.0.1:8000 (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
+	@echo "make run    start Postline on http://127.0.0.1:8000 and its job worker (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
 	@echo "make test   run the test suite"
 	@echo "make faults run the fault tests (Redis, PostgreSQL, a worker failing under load) and show their counts"
 	@echo "make lint   ruff, ruff format --check, mypy, makemigrations --check, bandit, pip-audit"
-	@echo "make stop   stop the server and the embedded PostgreSQL and Redis"
+	@echo "make stop   stop the server, the job worker and the embedded PostgreSQL and Redis"
 	@echo "make fuzz   schemathesis against a live server (FUZZ_EXAMPLES, FUZZ_SECONDS)"
 	@echo "make loadtest   locust (brief + mixed scenarios) against a production-like gunicorn, reports in out/loadtests/ (not in git)"
 	@echo "make soak   10 minutes of the mixed scenario at 70 % of measured capacity"
@@ -35,11 +36,18 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
+# The job worker (emails) runs beside gunicorn and stops with it. It starts once gunicorn has
+# written its pid file (after clearing the metrics directory), so that gunicorn's /metrics
+# shows the worker's metrics too. Development emails land as files in .data/mail/.
 run: install
 	$(BIN)/python manage.py prestart
 	$(BIN)/python manage.py seed --if-empty --users $(DEMO_USERS) --posts $(DEMO_POSTS)
 	mkdir -p .data
-	exec $(BIN)/gunicorn -c project/gunicorn.conf.py --pid $(PIDFILE)
+	rm -f $(PIDFILE)
+	export PROMETHEUS_MULTIPROC_DIR=$${PROMETHEUS_MULTIPROC_DIR:-$(CURDIR)/.data/metrics}; \
+	( while [ ! -f $(PIDFILE) ]; do sleep 0.2; done; exec $(BIN)/python manage.py run_jobs ) & echo $$! > $(JOBS_PIDFILE); \
+	trap 'kill -TERM $$(cat $(JOBS_PIDFILE)) 2>/dev/null; rm -f $(JOBS_PIDFILE)' EXIT; \
+	$(BIN)/gunicorn -c project/gunicorn.conf.py --pid $(PIDFILE)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -62,6 +70,7 @@ lint: install
 
 stop:
 	@if [ -f $(PIDFILE) ]; then kill -TERM $$(cat $(PIDFILE)) 2>/dev/null && echo "gunicorn: stopped" || true; rm -f $(PIDFILE); fi
+	@if [ -f $(JOBS_PIDFILE) ]; then kill -TERM $$(cat $(JOBS_PIDFILE)) 2>/dev/null && echo "job worker: stopped" || true; rm -f $(JOBS_PIDFILE); fi
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m project.devservers.embedded stop; fi
 
 FUZZ_EXAMPLES ?= 60

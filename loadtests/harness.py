@@ -90,6 +90,9 @@ def production_env(
         "DJANGO_ENV": "production",
         "SECRET_KEY": secrets.token_urlsafe(48),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # Nothing is sent during a load test: no worker runs the jobs it enqueues.
+        "EMAIL_HOST": "127.0.0.1",
+        "FRONTEND_URL": "http://127.0.0.1",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "CACHE_KEY_PREFIX": CACHE_KEY_PREFIX,

@@ -57,7 +57,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
-    "rest_framework.authtoken",
+    # API tokens stored as digests, with an expiry (users.models.AuthToken, users/tokens.py).
+    "knox",
+    # The job queue: django-tasks' API, its jobs kept in PostgreSQL (project/jobs, docs/jobs.md).
+    "django_tasks",
+    "django_tasks_db",
     "drf_spectacular",
     # Swagger UI's files served from our own static files: no third-party origin in the CSP.
     "drf_spectacular_sidecar",
@@ -302,6 +306,37 @@ if PROFILE_ENRICHMENT_URL and "{user_id}" not in PROFILE_ENRICHMENT_URL:
     raise ConfigurationError("PROFILE_ENRICHMENT_URL must contain {user_id}")
 
 # --- Authentication ---------------------------------------------------------------------------
+# API tokens (users/tokens.py): a token expires AUTH_TOKEN_IDLE_DAYS after its last use and
+# AUTH_TOKEN_MAX_DAYS after sign-in at the latest; its use is recorded at most once per
+# AUTH_TOKEN_TOUCH_SECONDS. Passwords: Argon2id at OWASP's minimum cost (users/hashers.py);
+# hashes made with an older hasher or cost are upgraded at their owner's next sign-in.
+
+KNOX_TOKEN_MODEL = "users.AuthToken"  # noqa: S105  -- a model's name, not a secret  # nosec B105
+# Knox's own migrations create its knox_authtoken table even when its model is swapped out;
+# without them the swapped model gets no table (users' migrations create auth_tokens).
+MIGRATION_MODULES = {"knox": None}
+REST_KNOX = {
+    # A recognisable prefix lets secret scanners find leaked tokens.
+    "TOKEN_PREFIX": "pl_",  # nosec B105  -- a public marker, not a secret
+    "AUTH_HEADER_PREFIX": "Token",
+}
+AUTH_TOKEN_IDLE_DAYS = env_int("AUTH_TOKEN_IDLE_DAYS", 30, minimum=1)
+AUTH_TOKEN_MAX_DAYS = env_int("AUTH_TOKEN_MAX_DAYS", 365, minimum=1)
+AUTH_TOKEN_TOUCH_SECONDS = env_int("AUTH_TOKEN_TOUCH_SECONDS", 60, minimum=0)
+# A user's live tokens at most (one per device): a sign-in beyond it revokes the oldest.
+AUTH_TOKENS_PER_USER = env_int("AUTH_TOKENS_PER_USER", 100, minimum=1)
+PASSWORD_HASHERS = [
+    "users.hashers.Argon2idHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+PASSWORD_ARGON2_TIME_COST = env_int("PASSWORD_ARGON2_TIME_COST", 2, minimum=1)
+PASSWORD_ARGON2_MEMORY_KIB = env_int("PASSWORD_ARGON2_MEMORY_KIB", 19_456, minimum=8)
+PASSWORD_ARGON2_PARALLELISM = env_int("PASSWORD_ARGON2_PARALLELISM", 1, minimum=1)
+# Seconds a password reset link works (once), and an email verification link.
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3_600, minimum=60)
+EMAIL_VERIFICATION_TIMEOUT = env_int("EMAIL_VERIFICATION_TIMEOUT", 7 * 86_400, minimum=60)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -310,12 +345,51 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Email and the job queue (docs/jobs.md) ----------------------------------------------------
+# Emails are sent by jobs (users/tasks.py) through Django's SMTP backend in production, set up
+# with Django's own names (EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD,
+# EMAIL_USE_TLS, EMAIL_USE_SSL, EMAIL_TIMEOUT, DEFAULT_FROM_EMAIL). In development, unless
+# EMAIL_HOST is set, they are written as files to EMAIL_FILE_PATH (.data/mail/) to be read
+# there. Their links point at FRONTEND_URL, the web client's origin.
+
+EMAIL_HOST = env_str("EMAIL_HOST")
+if PRODUCTION and not EMAIL_HOST:
+    raise ConfigurationError(
+        "EMAIL_HOST must be set when DJANGO_ENV=production (password reset and verification emails)"
+    )
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.filebased.EmailBackend",
+)
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / ".data" / "mail"))
+EMAIL_PORT = env_int("EMAIL_PORT", 587 if PRODUCTION else 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=PRODUCTION)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ConfigurationError("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive: set one")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Postline <no-reply@postline.invalid>")
+FRONTEND_URL = env_str("FRONTEND_URL", "http://127.0.0.1:8000")
+if PRODUCTION and not env_str("FRONTEND_URL"):
+    raise ConfigurationError("FRONTEND_URL must be set when DJANGO_ENV=production (the links in emails)")
+
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+# A job that raises runs again after JOB_RETRY_BASE_SECONDS x 2^(attempt - 1), at most
+# JOB_RETRY_MAX_SECONDS later, until JOB_MAX_ATTEMPTS attempts; then it is marked failed.
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 5, minimum=1)
+JOB_RETRY_BASE_SECONDS = env_float("JOB_RETRY_BASE_SECONDS", 10.0)
+JOB_RETRY_MAX_SECONDS = env_float("JOB_RETRY_MAX_SECONDS", 3_600.0)
+# The worker's own /metrics port (0: none); under `make run` gunicorn's /metrics shows them too.
+JOBS_METRICS_PORT = env_int("JOBS_METRICS_PORT", 0, minimum=0)
+
 # --- REST framework -------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        # DRF's, plus a primary lookup for tokens not yet on a read replica.
-        "project.http.authentication.TokenAuthentication",
+        # Knox's digests, one query, plus a primary lookup for tokens not yet on a read replica.
+        "users.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],

@@ -10,7 +10,6 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django_redis.cache import RedisCache
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from posts import search
@@ -19,6 +18,7 @@ from project.devservers import embedded
 from project.http import throttling
 from tests.factories import UserFactory
 from users.models import User
+from users.tokens import token_issue
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -70,9 +70,9 @@ def api_client() -> APIClient:
 
 def client_for(user: User) -> APIClient:
     """A client that authenticates the way real clients do: with the user's API token."""
-    token, _ = Token.objects.get_or_create(user=user)
+    _, key = token_issue(user=user)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 

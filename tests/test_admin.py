@@ -13,7 +13,6 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from posts.models import Post
@@ -22,9 +21,11 @@ from tests.conftest import client_for, planner_without_seqscans
 from tests.factories import PASSWORD, PostFactory, UserFactory
 from users import admin as users_admin
 from users import rules, selectors
-from users.models import User
+from users.models import AuthToken, User
+from users.tokens import token_issue
 
 USERS_URL = "/admin/users/user/"
+TOKENS_URL = "/admin/users/authtoken/"
 POSTS_URL = "/admin/posts/post/"
 
 
@@ -382,7 +383,7 @@ def test_deactivate_action_hides_the_user_and_revokes_tokens(client: Client) -> 
     staff = UserFactory.create(is_staff=True, is_superuser=True)
     client.force_login(staff)
     user = UserFactory.create()
-    Token.objects.create(user=user)
+    token_issue(user=user)
     api = client_for(UserFactory.create())
     assert api.get(f"/api/users/{user.pk}/").status_code == 200  # now cached
 
@@ -390,7 +391,7 @@ def test_deactivate_action_hides_the_user_and_revokes_tokens(client: Client) -> 
     assert "Deactivated 1 user." in text(response)
     user.refresh_from_db()
     assert not user.is_active
-    assert not Token.objects.filter(user=user).exists()
+    assert not AuthToken.objects.filter(user=user).exists()
     assert api.get(f"/api/users/{user.pk}/").status_code == 404
 
     response = client.post(USERS_URL, {"action": "activate_users", "_selected_action": [user.pk]}, follow=True)
@@ -481,7 +482,7 @@ def test_empty_metadata_means_an_empty_object(staff_client) -> None:
 def test_editing_a_user_goes_through_the_services(client: Client) -> None:
     client.force_login(UserFactory.create(is_staff=True, is_superuser=True))
     user = UserFactory.create(name="Before", metadata={"plan": "free"})
-    Token.objects.create(user=user)
+    token_issue(user=user)
     api = client_for(UserFactory.create())
     assert api.get(f"/api/users/{user.pk}/").json()["name"] == "Before"  # now cached
 
@@ -494,7 +495,7 @@ def test_editing_a_user_goes_through_the_services(client: Client) -> None:
     assert client.post(f"{USERS_URL}{user.pk}/change/", data).status_code == 302
     user.refresh_from_db()
     assert (user.is_active, user.is_staff) == (False, True)
-    assert not Token.objects.filter(user=user).exists()
+    assert not AuthToken.objects.filter(user=user).exists()
     assert api.get(f"/api/users/{user.pk}/").status_code == 404
 
 
@@ -633,13 +634,15 @@ def test_bulk_delete_refuses_more_than_the_limit(staff_client, monkeypatch) -> N
 
 def test_token_admin_searches_by_email_prefix(staff_client, django_assert_num_queries) -> None:
     for user in UserFactory.create_batch(5):
-        Token.objects.create(user=user)
-    Token.objects.create(user=UserFactory.create(email="findme@example.com"))
+        token_issue(user=user)
+    token, _ = token_issue(user=UserFactory.create(email="findme@example.com"))
     with django_assert_num_queries(CHANGELIST_QUERIES):
-        assert staff_client.get("/admin/authtoken/tokenproxy/").status_code == 200
-    page = text(staff_client.get("/admin/authtoken/tokenproxy/", {"q": "FINDME"}))
+        assert staff_client.get(TOKENS_URL).status_code == 200
+    page = text(staff_client.get(TOKENS_URL, {"q": "FINDME"}))
     assert "findme@example.com" in page
-    assert "1 Token" in page
+    assert "1 auth token" in page
+    assert token.digest not in page  # nothing on the page signs anyone in
+    assert staff_client.get(f"{TOKENS_URL}add/").status_code == 403
 
 
 # --- manage.py createstaff -------------------------------------------------------------------------

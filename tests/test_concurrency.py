@@ -5,12 +5,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from posts.models import Post
 from tests.factories import PostFactory
 from tests.live_server import request, running_gunicorn
 from users.models import User
+from users.tokens import token_issue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,7 +27,7 @@ def concurrently(count: int, task) -> list[int]:
 
 
 def test_concurrent_writes_keep_exact_rows_counts_and_errors(tmp_path: Path, user) -> None:
-    token = Token.objects.create(user=user).key
+    _, token = token_issue(user=user)
     post = PostFactory.create(author=user)
     with running_gunicorn(tmp_path, env={"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "8"}) as server:
         base = server.base_url

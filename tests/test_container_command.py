@@ -142,6 +142,8 @@ def container_server(transactional_db: None, tmp_path: Path) -> Iterator[Server]
         {
             "SECRET_KEY": "pT4$wq9Zr!xL2mN7bV0cK5hG8jD3fS6aQ1eR4tY7uI0oP9lK2jH5gF8dS3aZ6xC",
             "ALLOWED_HOSTS": "postline.example.com,127.0.0.1",
+            "EMAIL_HOST": "smtp.example.com",
+            "FRONTEND_URL": "https://postline.example.com",
             "DEBUG": "false",
         }
     )

@@ -459,6 +459,8 @@ def test_production_refuses_a_short_metrics_token() -> None:
         "DJANGO_ENV": "production",
         "SECRET_KEY": "k3J9s!vQ2#pL8zX0wN5rT7yU1iO4aS6dF9gH2jK5lZ8xC1vB4nM7qW0eR3tY6uI9oP",
         "ALLOWED_HOSTS": "postline.example.com",
+        "EMAIL_HOST": "smtp.example.com",
+        "FRONTEND_URL": "https://postline.example.com",
         "METRICS_TOKEN": "short",
     }
     result = run_python("manage.py", "check", env=env)

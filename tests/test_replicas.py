@@ -93,7 +93,7 @@ def api(
 
 def sign_up(server: Server) -> tuple[int, str]:
     """A new user and its token, through the API (the token is used at once: see
-    project.http.authentication)."""
+    users.authentication)."""
     email = f"{uuid.uuid4().hex[:12]}@example.com"
     password = "correct-horse-battery-staple"
     status, user = api(server, "/api/users/", method="POST", body={"email": email, "name": "Rep", "password": password})

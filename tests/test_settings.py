@@ -2,12 +2,16 @@
 
 import subprocess
 
+import pytest
+
 from tests.live_server import run_python
 
 PRODUCTION_ENV = {
     "DJANGO_ENV": "production",
     "SECRET_KEY": "k3J9s!vQ2#pL8zX0wN5rT7yU1iO4aS6dF9gH2jK5lZ8xC1vB4nM7qW0eR3tY6uI9oP",
     "ALLOWED_HOSTS": "postline.example.com",
+    "EMAIL_HOST": "smtp.example.com",
+    "FRONTEND_URL": "https://postline.example.com",
 }
 
 
@@ -19,6 +23,14 @@ def test_check_deploy_is_clean_in_production() -> None:
     result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.parametrize("variable", ["EMAIL_HOST", "FRONTEND_URL"])
+def test_production_without_email_settings_fails_naming_them(variable: str) -> None:
+    """Password reset and verification emails need a mail server and the links' origin."""
+    result = run_manage("check", env={**PRODUCTION_ENV, variable: ""})
+    assert result.returncode == 1
+    assert f"{variable} must be set when DJANGO_ENV=production" in result.stderr
 
 
 def test_production_without_secret_key_fails_with_one_line_naming_it() -> None:

@@ -1,17 +1,16 @@
 import pytest
 from django.contrib.auth import authenticate
-from rest_framework.authtoken.models import Token
 
 from tests.conftest import client_for
 from tests.factories import PASSWORD, PostFactory, UserFactory
 from users import rules
-from users.models import User
+from users.models import AuthToken, User
 
 pytestmark = pytest.mark.django_db
 
 SIGN_UP = {"email": "ada@example.com", "name": "Ada Lovelace", "password": "analytical-engine-1843"}
 PUBLIC_FIELDS = {"id", "name", "metadata", "created_at", "post_count"}
-PRIVATE_FIELDS = PUBLIC_FIELDS | {"email", "is_active", "is_staff"}
+PRIVATE_FIELDS = PUBLIC_FIELDS | {"email", "email_verified", "is_active", "is_staff"}
 
 
 # --- sign-up ------------------------------------------------------------------------------------
@@ -25,7 +24,7 @@ def test_sign_up_returns_201_with_the_email_and_never_the_password(api_client) -
     assert set(body) == PRIVATE_FIELDS
     assert body["post_count"] == 0
     user = User.objects.get(pk=body["id"])
-    assert user.password.startswith("pbkdf2_sha256$")
+    assert user.password.startswith("argon2$argon2id$v=19$m=19456,t=2,p=1$")
     assert authenticate(username="ADA@example.com", password=SIGN_UP["password"]) == user
 
 
@@ -262,7 +261,7 @@ def test_deactivation_keeps_posts_and_kills_tokens_at_once(api_client, user) -> 
     assert client.delete(f"/api/users/{user.pk}/").status_code == 204
     user.refresh_from_db()
     assert user.is_active is False
-    assert not Token.objects.filter(user=user).exists()
+    assert not AuthToken.objects.filter(user=user).exists()
     assert client.get("/api/users/me/").status_code == 401
     assert api_client.get(f"/api/posts/{post.pk}/").status_code == 200
 

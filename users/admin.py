@@ -2,15 +2,17 @@
 
 Every changelist query is served by an index: the default order (-id) by the primary key, the
 list filters by partial indexes (users_active_id_idx, users_inactive_id_idx,
-users_staff_id_idx), the search, and its results' order, by users_email_like_idx
-(lower(email) text_pattern_ops). Only id is sortable; sorting by another column would sort the
-whole table on every page view.
+users_staff_id_idx, users_verified_id_idx, users_unverified_id_idx), the search, and its
+results' order, by users_email_like_idx (lower(email) text_pattern_ops). Only id is sortable;
+sorting by another column would sort the whole table on every page view.
 
 Writes go through users.services, like the API's: new users through user_create (the add form
 shows user_create_check's errors), names and metadata through user_update, (de)activation
 through user_activate / user_deactivate, staff flags through user_staff_set (groups and
 permissions, Django's own tables, by save_related), so caches are invalidated and a deactivated
-user's API tokens revoked. Users are deactivated, never deleted, here. Emails are matched by
+user's API tokens revoked; verification emails are sent again through
+email_verification_send. Users are deactivated, never deleted, here. API tokens are listed
+and revoked (deleted) here, never created: only a sign-in issues one. Emails are matched by
 users.models.email_matches, metadata checked by users.rules.
 """
 
@@ -29,13 +31,12 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
-from rest_framework.authtoken import admin as authtoken_admin
-from rest_framework.authtoken.models import TokenProxy
 
 from project.http.admin import FastChangeListMixin, TermSearchMixin, search_id
-from users.models import User, email_matches
+from users.models import AuthToken, User, email_matches
 from users.rules import METADATA_LIMITS, metadata_error
 from users.services import (
+    email_verification_send,
     user_activate,
     user_create,
     user_create_check,
@@ -161,24 +162,24 @@ class UserAddForm(forms.ModelForm):
 
 @admin.register(User)
 class UserAdmin(FastChangeListMixin, TermSearchMixin, admin.ModelAdmin):
-    list_display = ("id", "email", "name", "post_count", "is_active", "is_staff", "created_at")
+    list_display = ("id", "email", "name", "post_count", "email_verified", "is_active", "is_staff", "created_at")
     list_display_links = ("id", "email")
     # Each served by a partial index for its rare value (users_inactive_id_idx, users_staff_id_idx)
     # or by the primary key for the common one: a page of the newest matching users is cheap.
-    list_filter = ("is_active", "is_staff")
+    list_filter = ("is_active", "is_staff", "email_verified")
     # Only what an index can return in order.
     ordering = ("-id",)
     sortable_by = ("id",)
     # Needed by autocomplete widgets pointing here; get_search_results decides what they match.
     search_fields = ("email",)
     search_help_text = "An email or its beginning (case-insensitive), or a user id."
-    actions = ("activate_users", "deactivate_users")
+    actions = ("activate_users", "deactivate_users", "resend_verification_emails")
 
     form = UserChangeForm
     add_form = UserAddForm
-    readonly_fields = ("email", "posts_link", "created_at", "last_login")
+    readonly_fields = ("email", "email_verified", "posts_link", "created_at", "last_login")
     fieldsets = (
-        (None, {"fields": ("email", "name", "metadata")}),
+        (None, {"fields": ("email", "email_verified", "name", "metadata")}),
         ("Activity", {"fields": ("posts_link", "created_at", "last_login")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
     )
@@ -263,7 +264,11 @@ class UserAdmin(FastChangeListMixin, TermSearchMixin, admin.ModelAdmin):
             queryset = queryset.exclude(pk=own_pk)
         self._bulk(request, queryset.filter(is_active=True), user_deactivate, "Deactivated")
 
-    def _bulk(self, request: HttpRequest, queryset: QuerySet[User], service: Callable[..., None], verb: str) -> None:
+    @admin.action(description="Send the verification email again (unverified users)", permissions=["change"])
+    def resend_verification_emails(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        self._bulk(request, queryset.filter(is_active=True, email_verified=False), email_verification_send, "Emailed")
+
+    def _bulk(self, request: HttpRequest, queryset: QuerySet[User], service: Callable[..., Any], verb: str) -> None:
         users = list(queryset.order_by("-id")[: BULK_ACTION_LIMIT + 1])
         if len(users) > BULK_ACTION_LIMIT:
             self.message_user(
@@ -279,20 +284,31 @@ class UserAdmin(FastChangeListMixin, TermSearchMixin, admin.ModelAdmin):
 
 # --- API tokens ---------------------------------------------------------------------------------
 
-if admin.site.is_registered(TokenProxy):
-    admin.site.unregister(TokenProxy)
 
+@admin.register(AuthToken)
+class AuthTokenAdmin(FastChangeListMixin, TermSearchMixin, admin.ModelAdmin):
+    """Users' API tokens: digests only, so nothing here can be used to sign in. Newest first
+    (the primary key); the search by email or user id uses auth_tokens_user_created_idx."""
 
-@admin.register(TokenProxy)
-class TokenAdmin(FastChangeListMixin, TermSearchMixin, authtoken_admin.TokenAdmin):
-    """DRF's token admin without its full count and its sort by email over every token."""
-
-    ordering = ("-user",)
-    sortable_by = ()
-    raw_id_fields = ("user",)
+    list_display = ("id", "user", "created", "last_used", "expiry", "user_agent")
     list_select_related = ("user",)
-    list_filter = ()
-    search_help_text = "An email or its beginning (case-insensitive)."
+    ordering = ("-id",)
+    sortable_by = ("id",)
+    raw_id_fields = ("user",)
+    search_fields = ("user__email",)
+    search_help_text = "An email or its beginning (case-insensitive), or a user id."
+    fields = ("user", "created", "last_used", "expiry", "user_agent")
+    readonly_fields = fields
 
     def search_term(self, request: HttpRequest, queryset: QuerySet[Any], term: str) -> QuerySet[Any]:
-        return queryset.filter(email_matches(term, prefix=True, field="user__email"))
+        matches = Q(email_matches(term, prefix=True, field="user__email"))
+        user_id = search_id(term)
+        if user_id is not None:
+            matches |= Q(user_id=user_id)
+        return queryset.filter(matches)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

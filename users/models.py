@@ -1,3 +1,4 @@
+from datetime import datetime
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
@@ -7,6 +8,7 @@ from django.db.models import Value
 from django.db.models.functions import Lower
 from django.db.models.lookups import Exact, StartsWith
 from django.utils import timezone
+from knox.models import AbstractAuthToken
 
 
 def email_matches(value: str, *, prefix: bool = False, field: str = "email") -> Exact | StartsWith:
@@ -45,7 +47,8 @@ class UserManager(BaseUserManager["User"]):
         return self.create_user(email, password, **fields)
 
 
-class User(AbstractBaseUser, PermissionsMixin):
+# AuthToken's `user` (related_name auth_token_set) overrides a field of knox's untyped base model.
+class User(AbstractBaseUser, PermissionsMixin):  # type: ignore[django-manager-missing]
     """A Postline account; the email is the login and is unique whatever its case."""
 
     email = models.EmailField(max_length=254)
@@ -57,6 +60,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     # Kept by posts.services in the transaction that creates or deletes a post: counting an
     # author's posts costs ~150 ms at 500,000 posts, reading this column nothing.
     post_count = models.PositiveIntegerField(default=0, editable=False)
+    # Set by the link of the verification email (users.verification); unverified accounts keep
+    # every right, the flag is shown to the user and to staff.
+    email_verified = models.BooleanField(default=False, db_default=False)
 
     objects: ClassVar[UserManager] = UserManager()
 
@@ -80,7 +86,37 @@ class User(AbstractBaseUser, PermissionsMixin):
             # The admin's list filters on rare values: staff, and deactivated accounts.
             models.Index(fields=["id"], name="users_staff_id_idx", condition=models.Q(is_staff=True)),
             models.Index(fields=["id"], name="users_inactive_id_idx", condition=models.Q(is_active=False)),
+            # The email_verified filter: either value may be the rare one (new sign-ups start unverified).
+            models.Index(fields=["id"], name="users_verified_id_idx", condition=models.Q(email_verified=True)),
+            models.Index(fields=["id"], name="users_unverified_id_idx", condition=models.Q(email_verified=False)),
         ]
 
     def __str__(self) -> str:
         return self.email
+
+
+class AuthToken(AbstractAuthToken):
+    """An API token (django-rest-knox's model, KNOX_TOKEN_MODEL): its SHA-512 digest, never the
+    token; users.tokens issues, touches and revokes them.
+
+    Knox keys rows by the digest; an id of their own gives clients a handle that reveals
+    nothing of the token (GET /api/auth/tokens/, DELETE /api/auth/tokens/{id}/)."""
+
+    id: "models.BigAutoField[int, int]" = models.BigAutoField(primary_key=True)
+    digest: "models.CharField[str, str]" = models.CharField(max_length=128, unique=True)
+    # Indexed by auth_tokens_user_created_idx below, not by an index of its own.
+    user: "models.ForeignKey[User, User]" = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="auth_token_set", db_index=False
+    )
+    last_used: "models.DateTimeField[datetime | None, datetime | None]" = models.DateTimeField(null=True, blank=True)
+    user_agent: "models.CharField[str, str]" = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        db_table = "auth_tokens"
+        indexes: ClassVar = [
+            # A user's tokens (their list, sign-out everywhere, deactivation).
+            models.Index(fields=["user", "-created"], name="auth_tokens_user_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"token {self.pk} of user {self.user_id}"

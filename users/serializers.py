@@ -3,7 +3,7 @@ from typing import Any
 from rest_framework import serializers
 
 from project.http.api import OutputModelSerializer, StrictModelSerializer, StrictSerializer
-from users.models import User
+from users.models import AuthToken, User
 from users.rules import metadata_error
 
 
@@ -31,7 +31,13 @@ class UserPrivateSerializer(UserPublicSerializer):
     """What the user themself and staff see."""
 
     class Meta(UserPublicSerializer.Meta):
-        fields: tuple[str, ...] = (*UserPublicSerializer.Meta.fields, "email", "is_active", "is_staff")
+        fields: tuple[str, ...] = (
+            *UserPublicSerializer.Meta.fields,
+            "email",
+            "email_verified",
+            "is_active",
+            "is_staff",
+        )
         read_only_fields = fields
 
 
@@ -39,6 +45,7 @@ class UserProfileSerializer(UserPublicSerializer):
     """OpenAPI shape of GET /api/users/{id}/: the private fields appear only for self and staff."""
 
     email = serializers.EmailField(required=False)
+    email_verified = serializers.BooleanField(required=False)
     is_active = serializers.BooleanField(required=False)
     is_staff = serializers.BooleanField(required=False)
 
@@ -46,35 +53,80 @@ class UserProfileSerializer(UserPublicSerializer):
         fields = UserPrivateSerializer.Meta.fields
 
 
+class PasswordField(serializers.CharField):
+    """A password as it was typed: never trimmed, never echoed back."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            max_length=128, write_only=True, trim_whitespace=False, style={"input_type": "password"}, **kwargs
+        )
+
+
 class UserCreateSerializer(StrictSerializer):
     email = serializers.EmailField(max_length=254)
     name = serializers.CharField(max_length=150)
-    password = serializers.CharField(
-        max_length=128, write_only=True, trim_whitespace=False, style={"input_type": "password"}
-    )
+    password = PasswordField()
 
 
 class UserUpdateSerializer(StrictModelSerializer):
     """PATCH body: name, metadata and password change; the other fields of a user are read-only."""
 
     metadata = MetadataField(required=False)
-    password = serializers.CharField(
-        max_length=128, write_only=True, required=False, trim_whitespace=False, style={"input_type": "password"}
-    )
+    password = PasswordField(required=False)
 
     class Meta:
         model = User
-        fields = ("id", "email", "name", "metadata", "password", "created_at", "post_count", "is_active", "is_staff")
-        read_only_fields = ("id", "email", "created_at", "post_count", "is_active", "is_staff")
+        fields = (
+            "id",
+            "email",
+            "email_verified",
+            "name",
+            "metadata",
+            "password",
+            "created_at",
+            "post_count",
+            "is_active",
+            "is_staff",
+        )
+        read_only_fields = ("id", "email", "email_verified", "created_at", "post_count", "is_active", "is_staff")
 
 
 class TokenRequestSerializer(StrictSerializer):
     email = serializers.CharField(max_length=254)
-    password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
+    password = PasswordField()
 
 
 class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField(read_only=True)
+    token = serializers.CharField(read_only=True, help_text="Send it as `Authorization: Token <token>`; shown once.")
+    expires = serializers.DateTimeField(
+        read_only=True, help_text="When the token stops working unless used before: each use moves it on."
+    )
+
+
+class AuthTokenSerializer(OutputModelSerializer):
+    """One of my tokens, as GET /api/auth/tokens/ lists it: never the token itself."""
+
+    expires = serializers.DateTimeField(source="expiry", read_only=True)
+
+    class Meta:
+        model = AuthToken
+        fields = ("id", "created", "last_used", "expires", "user_agent")
+        read_only_fields = fields
+
+
+class PasswordResetRequestSerializer(StrictSerializer):
+    email = serializers.EmailField(max_length=254)
+
+
+class LinkSerializer(StrictSerializer):
+    """The `uid` and `token` of a link sent by email (their query string)."""
+
+    uid = serializers.CharField(max_length=32)
+    token = serializers.CharField(max_length=200)
+
+
+class PasswordResetConfirmSerializer(LinkSerializer):
+    password = PasswordField()
 
 
 class UserListQuerySerializer(serializers.Serializer):

@@ -7,11 +7,11 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
-from rest_framework.authtoken.models import Token
 
 from project.cache import store
-from users import selectors
-from users.models import User
+from users import selectors, tokens, verification
+from users.models import AuthToken, User
+from users.tasks import send_account_email
 
 EMAIL_TAKEN = "A user with this email already exists."
 BAD_CREDENTIALS = "Unable to log in with the provided credentials."
@@ -51,6 +51,8 @@ def user_create(*, email: str, name: str, password: str) -> User:
     try:
         with transaction.atomic():
             user.save()
+            # In the sign-up's transaction: no email for an account that was not created.
+            send_account_email.enqueue(user.pk, "email_verification")
     except IntegrityError as error:
         # Two sign-ups raced past the check above; the constraint decided.
         if EMAIL_CONSTRAINT in str(error):
@@ -69,8 +71,10 @@ def _invalidate_after_commit(user: User, *, renamed: bool = False) -> None:
     transaction.on_commit(lambda: store.invalidate(*scopes))
 
 
-def user_update(*, user: User, data: dict[str, Any]) -> User:
-    """Change a user's name, metadata or password (the only fields a user may edit)."""
+@transaction.atomic
+def user_update(*, user: User, data: dict[str, Any], current_token: AuthToken | None = None) -> User:
+    """Change a user's name, metadata or password (the only fields a user may edit). A new
+    password revokes every API token of the user but `current_token`, the one it was changed with."""
     changed = []
     for field in ("name", "metadata"):
         if field in data:
@@ -84,6 +88,8 @@ def user_update(*, user: User, data: dict[str, Any]) -> User:
     if changed:
         user.save(update_fields=changed)
         _invalidate_after_commit(user, renamed="name" in changed)
+    if "password" in changed:
+        tokens.tokens_revoke_all(user=user, keep=current_token)
     return user
 
 
@@ -92,7 +98,7 @@ def user_deactivate(*, user: User) -> None:
     """Soft delete: the account stops appearing and logging in, its tokens stop working, posts stay."""
     user.is_active = False
     user.save(update_fields=["is_active"])
-    Token.objects.filter(user=user).delete()
+    tokens.tokens_revoke_all(user=user)
     _invalidate_after_commit(user)
 
 
@@ -138,15 +144,55 @@ def user_staff_ensure(
     return ("updated" if changes or promote or reactivate else "unchanged"), user
 
 
-def auth_token_obtain(*, request: HttpRequest | None, email: str, password: str) -> str:
-    """The user's API token for valid credentials.
+def auth_token_obtain(*, request: HttpRequest | None, email: str, password: str) -> tuple[AuthToken, str]:
+    """A new API token (and its key, shown once) for valid credentials: one per sign-in, so one
+    per device.
 
     An unknown email, a wrong password and a deactivated account get the same answer (and
     Django's backend hashes even for an unknown email), so the endpoint does not reveal which
-    emails are registered.
+    emails are registered. A password hashed with an older hasher or cost is re-hashed here.
     """
     user = authenticate(request, username=email, password=password)
     if user is None:
         raise ValidationError(BAD_CREDENTIALS)
-    token, _ = Token.objects.get_or_create(user=user)
-    return str(token.key)
+    user_agent = request.headers.get("User-Agent", "") if request is not None else ""
+    return tokens.token_issue(user=user, user_agent=user_agent)
+
+
+def password_reset_request(*, email: str) -> None:
+    """Email a reset link to the active account with this address, if there is one. Callers
+    answer the same whatever happened, so the endpoint does not reveal which emails exist."""
+    user = selectors.user_get_by_email(email=email)
+    if user is not None and user.is_active and user.has_usable_password():
+        send_account_email.enqueue(user.pk, "password_reset")
+
+
+@transaction.atomic
+def password_reset_confirm(*, uid: str, token: str, password: str) -> User:
+    """Set the password a reset link was sent for and revoke every API token of the user; a
+    ValidationError names the refused field (uid, token or password)."""
+    try:
+        user = verification.password_reset_check(uid=uid, token=token)
+    except verification.LinkError as error:
+        raise ValidationError({error.field: [str(error)]}) from None
+    if errors := _password_errors(password, user):
+        raise ValidationError({"password": errors})
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    tokens.tokens_revoke_all(user=user)
+    return user
+
+
+def email_verification_send(*, user: User) -> bool:
+    """Send the user a new verification link; False (nothing sent) when already verified."""
+    if user.email_verified:
+        return False
+    send_account_email.enqueue(user.pk, "email_verification")
+    return True
+
+
+def email_verify(*, uid: str, token: str) -> User:
+    try:
+        return verification.email_verify(uid=uid, token=token)
+    except verification.LinkError as error:
+        raise ValidationError({error.field: [str(error)]}) from None

@@ -9,16 +9,13 @@ from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from project.cache import store
 from project.http.api import ID_PATTERN
 from users import selectors, services
-from users.models import User
+from users.models import AuthToken, User
 from users.permissions import IsSelfOrStaff
 from users.serializers import (
-    TokenRequestSerializer,
-    TokenSerializer,
     UserCreateSerializer,
     UserListQuerySerializer,
     UserPrivateSerializer,
@@ -109,7 +106,8 @@ class UserViewSet(viewsets.GenericViewSet):
         user = self._get_user(include_inactive=request.user.is_staff)
         body = UserUpdateSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
-        services.user_update(user=user, data=body.validated_data)
+        current_token = request.auth if isinstance(request.auth, AuthToken) and request.user.pk == user.pk else None
+        services.user_update(user=user, data=body.validated_data, current_token=current_token)
         return Response(UserPrivateSerializer(user).data)
 
     def destroy(self, request: Request, pk: str) -> Response:
@@ -121,22 +119,3 @@ class UserViewSet(viewsets.GenericViewSet):
     def me(self, request: Request) -> Response:
         user = selectors.user_get(user_id=request.user.pk)  # type: ignore[arg-type]  # IsAuthenticated
         return Response(UserPrivateSerializer(user).data)
-
-
-class TokenView(APIView):
-    """Exchange email and password for the API token (`Authorization: Token <token>`)."""
-
-    permission_classes = (AllowAny,)
-    authentication_classes = ()
-    throttle_scope = "auth"
-
-    @extend_schema(
-        summary="Obtain an API token",
-        request=TokenRequestSerializer,
-        responses={200: TokenSerializer, 400: OpenApiResponse(description="Bad credentials or input")},
-    )
-    def post(self, request: Request) -> Response:
-        body = TokenRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        token = services.auth_token_obtain(request=request._request, **body.validated_data)
-        return Response({"token": token})

@@ -12,12 +12,14 @@ Other modules call the functions, not the metric objects:
 - `record_cache(endpoint, hit)`, `record_cache_error(operation)`: project/cache/store.py;
 - `track_outbound(target)`: outbound HTTP calls (timing, outcome);
 - `time_command(command)`: management commands, as a context manager or a decorator;
-- `observe_request(...)`: project.http.middleware.RequestMetricsMiddleware, once per request.
+- `observe_request(...)`: project.http.middleware.RequestMetricsMiddleware, once per request;
+- `record_job(task, outcome, seconds)`, `set_jobs_waiting(queue, count, oldest_seconds)`: project/jobs.
 """
 
 import hmac
 import ipaddress
 import logging
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -34,8 +36,14 @@ from prometheus_client import Counter, Gauge, Histogram
 
 logger = logging.getLogger(__name__)
 
+# Multiprocess mode writes one file per process and metric there: a process that is not gunicorn
+# (a command, the job worker) may be the first to need the directory.
+if multiprocess_dir := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(multiprocess_dir, exist_ok=True)
+
 # 1 ms to 10 s: the cheapest endpoint answers in about a millisecond, the gunicorn timeout is 30 s.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+JOB_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 COMMAND_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 
 UNMATCHED_ROUTE = "<unmatched>"
@@ -96,7 +104,43 @@ command_runs_total = Counter(
     ["command", "outcome"],
 )
 
+jobs_total = Counter(
+    "postline_jobs_total",
+    "Jobs the queue's workers ran, by task and outcome: succeeded, retried (failed, will run "
+    "again after a backoff) or failed (out of attempts; kept for staff in the admin).",
+    ["task", "outcome"],
+)
+job_duration_seconds = Histogram(
+    "postline_job_duration_seconds",
+    "Duration of one attempt at a job, by task, whatever its outcome.",
+    ["task"],
+    buckets=JOB_BUCKETS,
+)
+jobs_waiting = Gauge(
+    "postline_jobs_waiting",
+    "Jobs due to run and not yet taken by a worker (the queue's depth), as a worker last counted them.",
+    ["queue"],
+    multiprocess_mode="mostrecent",
+)
+job_oldest_waiting_seconds = Gauge(
+    "postline_job_oldest_waiting_seconds",
+    "How long the oldest job due to run has waited for a worker (0 with none), by queue.",
+    ["queue"],
+    multiprocess_mode="mostrecent",
+)
+
 # --- the functions other modules call ------------------------------------------------------
+
+
+def record_job(task: str, outcome: str, seconds: float) -> None:
+    """One attempt at a job: `task` is the task's import path, `outcome` succeeded, retried or failed."""
+    jobs_total.labels(task=task, outcome=outcome).inc()
+    job_duration_seconds.labels(task=task).observe(seconds)
+
+
+def set_jobs_waiting(queue: str, count: int, oldest_seconds: float) -> None:
+    jobs_waiting.labels(queue=queue).set(count)
+    job_oldest_waiting_seconds.labels(queue=queue).set(oldest_seconds)
 
 
 def record_cache(endpoint: str, hit: bool) -> None:

@@ -67,7 +67,7 @@ def pages() -> list[tuple[str, str]]:
         ("posts: search an id", f"/admin/posts/post/?q={post.pk}"),
         ("posts: change page", f"/admin/posts/post/{post.pk}/change/"),
         ("posts: add page", "/admin/posts/post/add/"),
-        ("tokens: changelist", "/admin/authtoken/tokenproxy/"),
+        ("tokens: changelist", "/admin/users/authtoken/"),
     ]
 
 

@@ -1,0 +1,163 @@
+"""/api/auth/: sign-in and sign-out with API tokens, the token list, password reset and email
+verification. The rules are in users.services, users.tokens and users.verification."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from users import services, tokens
+from users.authentication import TokenAuthentication
+from users.serializers import (
+    AuthTokenSerializer,
+    LinkSerializer,
+    PasswordResetConfirmSerializer,
+    PasswordResetRequestSerializer,
+    TokenRequestSerializer,
+    TokenSerializer,
+)
+
+NO_CONTENT = {204: None}
+INVALID_LINK = OpenApiResponse(description="A field refused: `uid`, `token` (invalid, used or expired) or `password`")
+ACCEPTED = OpenApiResponse(description="Accepted: the email, if any, is sent by the job queue within seconds")
+
+
+class TokenView(APIView):
+    """Exchange email and password for a new API token (`Authorization: Token <token>`).
+
+    Each sign-in issues a token of its own (one per device), stored as a digest. It stops
+    working `AUTH_TOKEN_IDLE_DAYS` (30) days after its last use and at the latest
+    `AUTH_TOKEN_MAX_DAYS` (365) days after sign-in, when revoked, when the password changes
+    (but for the token that changed it) and when the account is deactivated."""
+
+    permission_classes = (AllowAny,)
+    authentication_classes = ()
+    throttle_scope = "auth"
+
+    @extend_schema(
+        summary="Sign in: obtain an API token",
+        request=TokenRequestSerializer,
+        responses={200: TokenSerializer, 400: OpenApiResponse(description="Bad credentials or input")},
+    )
+    def post(self, request: Request) -> Response:
+        body = TokenRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        token, key = services.auth_token_obtain(request=request._request, **body.validated_data)
+        return Response(TokenSerializer({"token": key, "expires": token.expiry}).data)
+
+
+class TokenAuthenticatedView(APIView):
+    """Views that act on the token a request was made with: token authentication only."""
+
+    authentication_classes = (TokenAuthentication,)
+    permission_classes = (IsAuthenticated,)
+
+
+class LogoutView(TokenAuthenticatedView):
+    @extend_schema(summary="Sign out: this token stops working", request=None, responses=NO_CONTENT)
+    def post(self, request: Request) -> Response:
+        tokens.token_revoke(user=request.user, token_id=request.auth.pk)  # type: ignore[arg-type]
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutAllView(TokenAuthenticatedView):
+    @extend_schema(summary="Sign out everywhere: every token of mine stops working", request=None, responses=NO_CONTENT)
+    def post(self, request: Request) -> Response:
+        tokens.tokens_revoke_all(user=request.user)  # type: ignore[arg-type]
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TokenListView(TokenAuthenticatedView):
+    @extend_schema(
+        summary="My tokens that still work, newest first (never the token itself)",
+        description="At most `AUTH_TOKENS_PER_USER` (100): a sign-in beyond that revokes the oldest.",
+        responses=AuthTokenSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        mine = tokens.token_list(user=request.user)  # type: ignore[arg-type]
+        return Response(AuthTokenSerializer(mine, many=True).data)
+
+
+class TokenDetailView(TokenAuthenticatedView):
+    @extend_schema(
+        summary="Revoke one of my tokens",
+        responses={204: None, 404: OpenApiResponse(description="No such token of mine")},
+    )
+    def delete(self, request: Request, token_id: str) -> Response:
+        if not tokens.token_revoke(user=request.user, token_id=int(token_id)):  # type: ignore[arg-type]
+            raise NotFound("No such token.")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AnonymousAccountView(APIView):
+    """Links from emails are followed by people who are not signed in; throttled like sign-in."""
+
+    permission_classes = (AllowAny,)
+    authentication_classes = ()
+    throttle_scope = "auth"
+
+
+class PasswordResetView(AnonymousAccountView):
+    @extend_schema(
+        summary="Ask for a password reset link by email",
+        description="Always 202 with the same body, whether or not an account has this address; "
+        "only an active account's address gets an email. The link carries `uid` and `token` and "
+        "works once, for `PASSWORD_RESET_TIMEOUT` seconds (an hour).",
+        request=PasswordResetRequestSerializer,
+        responses={202: ACCEPTED},
+    )
+    def post(self, request: Request) -> Response:
+        body = PasswordResetRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.password_reset_request(email=body.validated_data["email"])
+        return _accepted()
+
+
+class PasswordResetConfirmView(AnonymousAccountView):
+    @extend_schema(
+        summary="Set a new password with a reset link's uid and token",
+        description="Every API token of the account stops working.",
+        request=PasswordResetConfirmSerializer,
+        responses={204: None, 400: INVALID_LINK},
+    )
+    def post(self, request: Request) -> Response:
+        body = PasswordResetConfirmSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.password_reset_confirm(**body.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class VerifyEmailView(AnonymousAccountView):
+    @extend_schema(
+        summary="Confirm an email address with a verification link's uid and token",
+        description="Sets `email_verified`. Unverified accounts keep every right; the flag is informative.",
+        request=LinkSerializer,
+        responses={204: None, 400: INVALID_LINK},
+    )
+    def post(self, request: Request) -> Response:
+        body = LinkSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.email_verify(**body.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class VerifyEmailResendView(APIView):
+    permission_classes = (IsAuthenticated,)
+    throttle_scope = "auth"
+
+    @extend_schema(
+        summary="Send me a new verification link",
+        description="202; nothing is sent when the address is already verified.",
+        request=None,
+        responses={202: ACCEPTED},
+    )
+    def post(self, request: Request) -> Response:
+        services.email_verification_send(user=request.user)  # type: ignore[arg-type]
+        return _accepted()
+
+
+def _accepted() -> Response:
+    return Response({"detail": "Accepted."}, status=status.HTTP_202_ACCEPTED)
