@@ -19,8 +19,9 @@ cores, measured in docs/performance.md):
   the table. For searches that fill a page within it.
 - WEEKS: posts_search_weeks_gin (migration 0006), each post's words keyed by its week, read
   from the newest week back as far as the post as many ids back as the statistics expect to
-  hold the page or window twice over (then twice as far until they hold it). For words the statistics know, whose posting lists are too
-  long to read whole: two words in 1.5 % of posts each cost 13-15 ms in the plain GIN index.
+  hold the page or window twice over (then twice as far until they hold it). For words the
+  statistics know, whose posting lists are too long to read whole: two words in 1.5 % of posts
+  each cost 13-15 ms in the plain GIN index.
 - INDEX: the GIN index on search_document, every match, sorted: for words the statistics do not
   know (rare), and OR searches.
 The first plan is SCAN when PostgreSQL's statistics (search_document's most_common_elems, read
@@ -38,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -379,13 +380,14 @@ def _week_by_week(
     posts' density: a quiet spell holds few posts, and a week of bulk imports many."""
     if search.newest is None or search.oldest is None:
         return []
+    oldest, newest = _week(search.oldest), _week(search.newest)
 
     def within_posts(moment: datetime) -> int:
         # A cursor outside the posts' span (a tampered one, say) starts at its edge.
-        return min(max(_week(moment), _week(search.oldest)), _week(search.newest))
+        return min(max(_week(moment), oldest), newest)
 
     first = within_posts(start[0] if start else search.newest)
-    last = _week(search.newest) if reverse else _week(search.oldest)
+    last = newest if reverse else oldest
     away = _posts_expected(search, wanted)
     while True:
         beyond = _post_ids_away(start[1] if start else None, away, reverse=reverse)
