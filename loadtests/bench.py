@@ -98,18 +98,21 @@ def scenarios(database_url: str, heavy_user: int, deep_page: int) -> list[Scenar
     import django  # noqa: PLC0415
 
     django.setup()
-    from rest_framework.authtoken.models import Token  # noqa: PLC0415
-
     from posts.models import Post  # noqa: PLC0415
+    from posts.seeding.rows import SEED_PASSWORD  # noqa: PLC0415
     from project.http.pagination import encode_cursor  # noqa: PLC0415
     from users.models import User  # noqa: PLC0415
+    from users.tokens import token_issue  # noqa: PLC0415
 
     max_user = User.objects.order_by("-id").values_list("id", flat=True).first() or 1
     max_post = Post.objects.order_by("-id").values_list("id", flat=True).first() or 1
     writer = User.objects.filter(is_active=True).order_by("-id").first()
     if writer is None:
         raise SystemExit("bench: the database holds no active user; seed it first")
-    token = Token.objects.get_or_create(user=writer)[0].key
+    _, token = token_issue(user=writer)
+    # A seeded account (SEED_PASSWORD): the sign-in row's credentials.
+    seeded = User.objects.filter(is_active=True, email__startswith="user").order_by("id").first() or writer
+    sign_in = f'{{"email": "{seeded.email}", "password": "{SEED_PASSWORD}"}}'
     offset = (deep_page - 1) * 20 - 1
 
     def cursor(posts: Any) -> str:
@@ -132,7 +135,10 @@ def scenarios(database_url: str, heavy_user: int, deep_page: int) -> list[Scenar
             f"/api/users/{heavy_user}/posts/?cursor={cursor(heavy_posts)}",
         ),
         Scenario("overview (100 ms upstream), any id", "/api/users/{id}/overview/", max_id=max_user, connections=64),
-        # Password hashing (PBKDF2, 1M iterations) costs ~0.3 s of CPU: two at a time fill two cores.
+        Scenario("me, token authentication", "/api/users/me/", token=token),
+        # Password hashing (Argon2id, 19 MiB, 2 passes: ~30 ms of CPU; PBKDF2 before issue 17,
+        # ~0.3-0.6 s): two at a time fill two cores.
+        Scenario("sign-in", "/api/auth/token/", connections=2, method="POST", body=sign_in),
         Scenario(
             "sign-up",
             "/api/users/",
