@@ -280,6 +280,16 @@ def test_a_token_never_outlives_its_maximum_age(api_client, user, settings) -> N
     assert expiry == created + timedelta(days=settings.AUTH_TOKEN_MAX_DAYS)
 
 
+def test_expired_tokens_are_deleted_by_the_command(user) -> None:
+    live, _ = token_issue(user=user)
+    expired = [token_issue(user=UserFactory.create())[0] for _ in range(3)]
+    AuthToken.objects.filter(pk__in=[token.pk for token in expired]).update(expiry=timezone.now())
+    out = io.StringIO()
+    call_command("clear_expired_tokens", "--batch", "2", stdout=out)
+    assert out.getvalue().strip() == "clear_expired_tokens: 3 expired tokens deleted"
+    assert list(AuthToken.objects.values_list("pk", flat=True)) == [live.pk]
+
+
 def test_sign_out_sign_out_everywhere_list_and_revoke(api_client, user) -> None:
     phone, laptop, tablet = (sign_in(api_client, user.email, PASSWORD) or "" for _ in range(3))
     other = UserFactory.create()

@@ -1,7 +1,9 @@
 """/api/auth/: sign-in and sign-out with API tokens, the token list, password reset and email
 verification. The rules are in users.services, users.tokens and users.verification."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -116,32 +118,49 @@ class PasswordResetView(AnonymousAccountView):
         return _accepted()
 
 
-class PasswordResetConfirmView(AnonymousAccountView):
-    @extend_schema(
+class LinkConfirmView(AnonymousAccountView):
+    """POST the fields of a link sent by email: 204 once confirmed, or 400 naming the refused field."""
+
+    body_serializer: type[LinkSerializer]
+
+    def confirm(self, **fields: Any) -> object:
+        raise NotImplementedError
+
+    def post(self, request: Request) -> Response:
+        body = self.body_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        self.confirm(**body.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    post=extend_schema(
         summary="Set a new password with a reset link's uid and token",
         description="Every API token of the account stops working.",
         request=PasswordResetConfirmSerializer,
         responses={204: None, 400: INVALID_LINK},
     )
-    def post(self, request: Request) -> Response:
-        body = PasswordResetConfirmSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        services.password_reset_confirm(**body.validated_data)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+)
+class PasswordResetConfirmView(LinkConfirmView):
+    body_serializer = PasswordResetConfirmSerializer
+
+    def confirm(self, **fields: Any) -> object:
+        return services.password_reset_confirm(**fields)
 
 
-class VerifyEmailView(AnonymousAccountView):
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         summary="Confirm an email address with a verification link's uid and token",
         description="Sets `email_verified`. Unverified accounts keep every right; the flag is informative.",
         request=LinkSerializer,
         responses={204: None, 400: INVALID_LINK},
     )
-    def post(self, request: Request) -> Response:
-        body = LinkSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        services.email_verify(**body.validated_data)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+)
+class VerifyEmailView(LinkConfirmView):
+    body_serializer = LinkSerializer
+
+    def confirm(self, **fields: Any) -> object:
+        return services.email_verify(**fields)
 
 
 class VerifyEmailResendView(APIView):

@@ -68,3 +68,14 @@ def tokens_revoke_all(*, user: User, keep: AuthToken | None = None) -> None:
     if keep is not None:
         tokens = tokens.exclude(pk=keep.pk)
     tokens.delete()
+
+
+def tokens_delete_expired(*, batch: int = 10_000) -> int:
+    """Delete every expired token, `batch` rows per statement (short locks); how many."""
+    deleted = 0
+    while True:
+        expired = AuthToken.objects.filter(expiry__lte=timezone.now()).values_list("id", flat=True)[:batch]
+        count, _ = AuthToken.objects.filter(pk__in=list(expired)).delete()
+        deleted += count
+        if count < batch:
+            return deleted
