@@ -1,7 +1,7 @@
 """`make fuzz`: schemathesis against a live gunicorn on 127.0.0.1, from /api/schema/.
 
 Runs on a scratch database (postline_fuzz, recreated each time) next to the configured one,
-signs up a user and passes its token, so authenticated operations are fuzzed too. Fails on
+signs up a user and passes a token of it, so authenticated operations are fuzzed too. Fails on
 any 5xx and on any response that does not match the schema. Bounded by --max-time.
 
     python -m tests.fuzz_live --max-examples 60 --max-time 300
@@ -45,16 +45,26 @@ def scratch_database_url() -> str:
     return urlsplit(url)._replace(path=f"/{SCRATCH_DB}").geturl()
 
 
-def fuzz_token(base: str) -> str:
-    """Sign up the fuzz user and return its API token."""
-    credentials = {"email": "fuzz@example.com", "password": "fuzz-password-2026"}
-    for path, payload in (("/api/users/", {**credentials, "name": "Fuzz"}), ("/api/auth/token/", credentials)):
-        request = urllib.request.Request(  # noqa: S310
-            f"{base}{path}", data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
-            answer = json.loads(response.read())
-    return str(answer["token"])
+PASSWORD = "fuzz-password-2026"  # a scratch database's throwaway account
+# Operations that revoke the token they are called with: fuzzed last, with a token of their own,
+# so that the other operations keep theirs.
+REVOKING = ("auth_logout_create", "auth_logout_all_create", "auth_tokens_destroy")
+
+
+def post(base: str, path: str, payload: dict[str, str]) -> dict[str, str]:
+    request = urllib.request.Request(  # noqa: S310
+        f"{base}{path}", data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        return dict(json.loads(response.read()))
+
+
+def fuzz_token(base: str, run: int) -> str:
+    """The token of a fuzz user of its own for each run: a run's fuzzed password change (which
+    revokes the user's other tokens) leaves the next run's token alone."""
+    credentials = {"email": f"fuzz{run}@example.com", "password": PASSWORD}
+    post(base, "/api/users/", {**credentials, "name": "Fuzz"})
+    return str(post(base, "/api/auth/token/", credentials)["token"])
 
 
 def main() -> int:
@@ -79,18 +89,31 @@ def main() -> int:
             str(python.with_name("schemathesis")), "run", f"{base}/api/schema/",
             "--checks", CHECKS,
             "--max-examples", str(args.max_examples),
-            "--max-time", str(args.max_time // 2),
-            "--header", f"Authorization: Token {fuzz_token(base)}",
             "--workers", "1",  # hypothesis' code inspection is not thread-safe
             "--seed", "20261125",
         ]  # fmt: skip
         # Stateful runs follow links (GET /me/ gives the caller's id), so DELETE /api/users/{id}/
         # would deactivate the fuzz user itself; it is fuzzed in the stateless phases only.
+        keep_token = [option for operation in REVOKING for option in ("--exclude-operation-id", operation)]
+        only_revoking = [option for operation in REVOKING for option in ("--include-operation-id", operation)]
         runs = [
-            ["--phases", "examples,coverage,fuzzing"],
-            ["--phases", "stateful", "--exclude-operation-id", "users_destroy"],
+            ["--phases", "examples,coverage,fuzzing", *keep_token],
+            ["--phases", "stateful", "--exclude-operation-id", "users_destroy", *keep_token],
+            ["--phases", "examples,coverage,fuzzing", *only_revoking],
         ]
-        codes = [subprocess.run([*base_command, *run], cwd=REPO_DIR, check=False).returncode for run in runs]
+        codes = [
+            subprocess.run(
+                [
+                    *base_command,
+                    *("--max-time", str(args.max_time // len(runs))),
+                    *("--header", f"Authorization: Token {fuzz_token(base, number)}"),
+                    *run,
+                ],
+                cwd=REPO_DIR,
+                check=False,
+            ).returncode
+            for number, run in enumerate(runs)
+        ]
     print(f"server log: {log}")
     return max(codes)
 

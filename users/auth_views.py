@@ -59,6 +59,8 @@ class TokenAuthenticatedView(APIView):
 
 
 class LogoutView(TokenAuthenticatedView):
+    """Revoke the token this request was made with; the user's other tokens keep working."""
+
     @extend_schema(summary="Sign out: this token stops working", request=None, responses=NO_CONTENT)
     def post(self, request: Request) -> Response:
         tokens.token_revoke(user=request.user, token_id=request.auth.pk)  # type: ignore[arg-type]
@@ -66,6 +68,8 @@ class LogoutView(TokenAuthenticatedView):
 
 
 class LogoutAllView(TokenAuthenticatedView):
+    """Revoke every token of the user, this one included (a lost device, a leaked token)."""
+
     @extend_schema(summary="Sign out everywhere: every token of mine stops working", request=None, responses=NO_CONTENT)
     def post(self, request: Request) -> Response:
         tokens.tokens_revoke_all(user=request.user)  # type: ignore[arg-type]
@@ -73,6 +77,8 @@ class LogoutAllView(TokenAuthenticatedView):
 
 
 class TokenListView(TokenAuthenticatedView):
+    """The user's tokens: when each was issued and last used, when it expires, from which client."""
+
     @extend_schema(
         summary="My tokens that still work, newest first (never the token itself)",
         description="At most `AUTH_TOKENS_PER_USER` (100): a sign-in beyond that revokes the oldest.",
@@ -84,6 +90,8 @@ class TokenListView(TokenAuthenticatedView):
 
 
 class TokenDetailView(TokenAuthenticatedView):
+    """Revoke one of the user's tokens by its id (from the token list)."""
+
     @extend_schema(
         summary="Revoke one of my tokens",
         responses={204: None, 404: OpenApiResponse(description="No such token of mine")},
