@@ -46,8 +46,8 @@ def test_global_feed_uses_the_created_at_index() -> None:
     assert "posts_created_idx" in plan(post_list()[:20])
 
 
-def test_active_users_by_id_use_the_partial_index() -> None:
-    assert "users_active_id_idx" in plan(user_list()[:20])
+def test_active_users_newest_first_use_the_partial_index() -> None:
+    assert "users_active_created_idx" in plan(user_list()[:20])
 
 
 def test_metadata_containment_uses_the_gin_index() -> None:

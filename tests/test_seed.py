@@ -27,6 +27,7 @@ MIGRATED_INDEXES = {
     "users_pkey",
     "posts_pkey",
     "users_active_id_idx",
+    "users_active_created_idx",
     "users_metadata_gin",
     "users_email_ci_unique",
     "posts_author_created_idx",

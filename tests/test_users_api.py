@@ -1,12 +1,19 @@
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+
 import pytest
 from django.contrib.auth import authenticate
+from django.utils import timezone
 
 from tests.conftest import client_for
 from tests.factories import PASSWORD, PostFactory, UserFactory
+from tests.live_server import request, running_gunicorn
 from users import rules
 from users.models import AuthToken, User
 
 pytestmark = pytest.mark.django_db
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 SIGN_UP = {"email": "ada@example.com", "name": "Ada Lovelace", "password": "analytical-engine-1843"}
 PUBLIC_FIELDS = {"id", "name", "metadata", "created_at", "post_count"}
@@ -108,6 +115,44 @@ def test_list_shows_active_users_newest_first_without_emails(api_client, django_
     assert [row["id"] for row in results] == [newer.pk, older.pk]
     assert [row["post_count"] for row in results] == [0, 2]
     assert all(set(row) == PUBLIC_FIELDS for row in results)
+
+
+def test_the_list_is_ordered_by_what_it_shows_created_at(api_client) -> None:
+    """An account whose id is higher but created_at older (a sign-up that took its id first and
+    committed last) is listed by created_at; ties go by id."""
+    now = timezone.now()
+    late_id = UserFactory.create(created_at=now - timedelta(minutes=5))
+    first, tie = (UserFactory.create(created_at=now) for _ in range(2))
+    rows = api_client.get("/api/users/").json()["results"]
+    assert [row["id"] for row in rows] == [tie.pk, first.pk, late_id.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_sign_ups_then_pages_of_users(tmp_path) -> None:
+    """Twenty sign-ups at once through a live server, then every page of users, five at a time:
+    created_at never increases down the list, and paging sees each user once."""
+    with running_gunicorn(tmp_path) as server:
+
+        def sign_up(number: int) -> int:
+            body = json.dumps({"email": f"burst{number}@example.com", "name": "Burst", "password": PASSWORD})
+            status, _, _ = request(
+                f"{server.base_url}/api/users/", method="POST", body=body.encode(), headers=JSON_HEADERS
+            )
+            return status
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            assert set(pool.map(sign_up, range(20))) == {201}
+        seen: list[dict] = []
+        url: str | None = f"{server.base_url}/api/users/?page_size=5"
+        while url:
+            status, _, body = request(url)
+            assert status == 200
+            page = json.loads(body)
+            seen += page["results"]
+            url = page["next"]
+    assert len(seen) == len({row["id"] for row in seen}) == 20
+    created = [datetime.fromisoformat(row["created_at"]) for row in seen]
+    assert created == sorted(created, reverse=True)
 
 
 def test_deactivated_user_disappears_from_list(api_client, user) -> None:

@@ -76,7 +76,11 @@ class User(AbstractBaseUser, PermissionsMixin):  # type: ignore[django-manager-m
             models.UniqueConstraint(Lower("email"), name="users_email_ci_unique"),
         ]
         indexes: ClassVar = [
-            # The public user list: active users, newest (highest id) first.
+            # The public user list: active users, newest first, (created_at, id) as the cursor seeks.
+            models.Index(
+                fields=["-created_at", "-id"], name="users_active_created_idx", condition=models.Q(is_active=True)
+            ),
+            # The admin's is_active filter, newest id first.
             models.Index(fields=["id"], name="users_active_id_idx", condition=models.Q(is_active=True)),
             # ?metadata=key:value containment (@>) filters.
             GinIndex(fields=["metadata"], name="users_metadata_gin", opclasses=["jsonb_path_ops"]),

@@ -10,11 +10,14 @@ PUBLIC_FIELDS = ("id", "name", "metadata", "created_at", "post_count")
 
 
 def user_list(*, metadata: dict[str, str] | None = None) -> QuerySet[User]:
-    """Active users, newest (highest id) first; the partial index users_active_id_idx serves it."""
+    """Active users, newest first by what the list shows, created_at (id breaks ties, so the
+    cursor seeks on both): the partial index users_active_created_idx serves it. Ordered by id,
+    concurrent sign-ups could show created_at going backwards down a page (ids are handed out
+    before the commit, created_at before the id)."""
     users = User.objects.filter(is_active=True).only(*PUBLIC_FIELDS)
     if metadata:
         users = users.filter(metadata__contains=metadata)
-    return users.order_by("-id")
+    return users.order_by("-created_at", "-id")
 
 
 def user_get(*, user_id: int, include_inactive: bool = False) -> User | None:
