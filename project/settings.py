@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
+    # CORS for browser clients on other origins (CORS_ALLOWED_ORIGINS).
+    "corsheaders",
     # API tokens stored as digests, with an expiry (users.models.AuthToken, users/tokens.py).
     "knox",
     # The job queue: django-tasks' API, its jobs kept in PostgreSQL (project/jobs, docs/jobs.md).
@@ -118,6 +120,29 @@ MIDDLEWARE = [
 ]
 if not METRICS_ENABLED:
     MIDDLEWARE.remove("project.http.middleware.RequestMetricsMiddleware")
+
+# --- CORS (django-cors-headers) -----------------------------------------------------------------
+# Browser clients served from CORS_ALLOWED_ORIGINS (comma-separated `scheme://host[:port]`) may
+# call /api/: preflights are answered (cacheable for CORS_PREFLIGHT_MAX_AGE seconds),
+# `Authorization` is an allowed header (django-cors-headers' default list has it), and the ETag
+# and Retry-After headers are readable by the page. No origin by default in production; in
+# development the usual front-end dev servers. Without any origin the middleware is not
+# installed: a request pays nothing for CORS, and no response carries CORS headers.
+
+CORS_ALLOWED_ORIGINS = env_list(
+    "CORS_ALLOWED_ORIGINS",
+    []
+    if PRODUCTION
+    else ["http://localhost:3000", "http://127.0.0.1:3000", "http://localhost:5173", "http://127.0.0.1:5173"],
+)
+CORS_URLS_REGEX = r"^/api/"
+CORS_PREFLIGHT_MAX_AGE = env_int("CORS_PREFLIGHT_MAX_AGE", 86_400, minimum=0)
+CORS_EXPOSE_HEADERS = ["ETag", "Retry-After"]
+if CORS_ALLOWED_ORIGINS:
+    # Before anything that may answer on its own (CommonMiddleware's redirects, the static files).
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "corsheaders.middleware.CorsMiddleware"
+    )
 
 ROOT_URLCONF = "project.urls"
 WSGI_APPLICATION = "project.wsgi.application"
