@@ -124,8 +124,8 @@ if not METRICS_ENABLED:
 # --- CORS (django-cors-headers) -----------------------------------------------------------------
 # Browser clients served from CORS_ALLOWED_ORIGINS (comma-separated `scheme://host[:port]`) may
 # call /api/: preflights are answered (cacheable for CORS_PREFLIGHT_MAX_AGE seconds),
-# `Authorization` is an allowed header (django-cors-headers' default list has it), and the ETag
-# and Retry-After headers are readable by the page. No origin by default in production; in
+# `Authorization` is an allowed header (django-cors-headers' default list has it), and the ETag,
+# Retry-After and rate-limit headers are readable by the page. No origin by default in production; in
 # development the usual front-end dev servers. Without any origin the middleware is not
 # installed: a request pays nothing for CORS, and no response carries CORS headers.
 
@@ -137,7 +137,7 @@ CORS_ALLOWED_ORIGINS = env_list(
 )
 CORS_URLS_REGEX = r"^/api/"
 CORS_PREFLIGHT_MAX_AGE = env_int("CORS_PREFLIGHT_MAX_AGE", 86_400, minimum=0)
-CORS_EXPOSE_HEADERS = ["ETag", "Retry-After"]
+CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"]
 if CORS_ALLOWED_ORIGINS:
     # Before anything that may answer on its own (CommonMiddleware's redirects, the static files).
     MIDDLEWARE.insert(

@@ -8,7 +8,7 @@ from django_redis import get_redis_connection
 from project.devservers import embedded
 from project.http.api import QUERY_TOO_SLOW
 from tests.conftest import client_for
-from tests.live_server import run_python
+from tests.live_server import request, run_python, running_gunicorn
 
 pytestmark = pytest.mark.django_db
 
@@ -57,6 +57,31 @@ def test_a_high_limit_is_counted_in_batches_and_enforced_exactly(api_client, set
     assert redis_calls("evalsha") - script_calls == 10
     statuses += [api_client.get("/api/posts/").status_code for _ in range(271)]
     assert statuses == [200] * 300 + [429]
+
+
+def test_rate_limit_headers_count_down_and_match_the_429(api_client, settings) -> None:
+    with_rates(settings, anon="3/day")
+    responses = [api_client.get("/api/posts/") for _ in range(4)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert [r["RateLimit-Limit"] for r in responses] == ["3"] * 4
+    assert [r["RateLimit-Remaining"] for r in responses] == ["2", "1", "0", "0"]
+    refused = responses[-1]
+    assert refused["RateLimit-Reset"] == refused["Retry-After"]
+    assert 0 < int(refused["Retry-After"]) <= 86_400
+
+
+def test_an_unthrottled_response_carries_no_rate_limit_header(api_client) -> None:
+    assert "RateLimit-Limit" not in api_client.get("/healthz")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rate_limit_headers_count_down_across_two_workers(tmp_path) -> None:
+    """New connections, so both gunicorn workers answer: one count in Redis for the client."""
+    with running_gunicorn(tmp_path, env={"THROTTLE_ANON": "8/day"}) as server:
+        answers = [request(f"{server.base_url}/api/posts/") for _ in range(9)]
+    assert [status for status, _, _ in answers] == [200] * 8 + [429]
+    assert [headers["RateLimit-Remaining"] for _, headers, _ in answers] == [*map(str, range(7, -1, -1)), "0"]
+    assert answers[-1][1]["RateLimit-Reset"] == answers[-1][1]["Retry-After"]
 
 
 def test_throttling_fails_open_when_redis_is_down(api_client, own_redis, settings) -> None:

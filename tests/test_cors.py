@@ -43,7 +43,8 @@ def test_an_allowed_origins_read_may_see_the_etag(client) -> None:
     response = client.get("/api/posts/", HTTP_ORIGIN=ALLOWED)
     assert response.status_code == 200
     assert response["Access-Control-Allow-Origin"] == ALLOWED
-    assert set(response["Access-Control-Expose-Headers"].split(", ")) >= {"ETag", "Retry-After"}
+    exposed = set(response["Access-Control-Expose-Headers"].split(", "))
+    assert exposed >= {"ETag", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"}
     assert "origin" in response["Vary"].lower()
 
 

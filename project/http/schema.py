@@ -19,6 +19,21 @@ ERROR_SCHEMA = {
 }
 
 
+# project/http/throttling.py sends them on every response of a throttled view, 429 or not.
+RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": {
+        "description": "Requests allowed in the current window (draft-ietf-httpapi-ratelimit-headers-07).",
+        "schema": {"type": "integer"},
+    },
+    "RateLimit-Remaining": {"description": "Requests left in the current window.", "schema": {"type": "integer"}},
+    "RateLimit-Reset": {
+        "description": "Seconds until the window ends (on a 429, the same as Retry-After).",
+        "schema": {"type": "integer"},
+    },
+}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}
+
+
 class PostlineAutoSchema(AutoSchema):
     def _error_response(self, description: str) -> dict[str, Any]:
         component = ResolvedComponent(name="Error", type=ResolvedComponent.SCHEMA, schema=ERROR_SCHEMA, object="Error")
@@ -41,6 +56,11 @@ class PostlineAutoSchema(AutoSchema):
         errors["503"] = "The database is unavailable (e.g. restarting); retry after `Retry-After` seconds."
         for code, description in errors.items():
             responses.setdefault(code, self._error_response(description))
+        for code, response in responses.items():
+            headers = response.setdefault("headers", {})
+            headers.update(RATE_LIMIT_HEADERS)
+            if code in {"429", "503"}:
+                headers.update(RETRY_AFTER)
         if method == "GET":
             # Answered by gunicorn itself, before Django, as a small HTML page.
             responses.setdefault(

@@ -67,9 +67,9 @@ class _LocalCounts:
         # Per window length: the current window's number and its clients' counters.
         self._windows: dict[int, tuple[int, dict[str, _Window]]] = {}
 
-    def count(self, key: str, *, window: int, period: int, limit: int) -> tuple[_Window, int] | None:
-        """Count one request; the window and the requests to flush now, or None when this
-        process may still decide alone (far enough below the limit)."""
+    def count(self, key: str, *, window: int, period: int, limit: int) -> tuple[_Window, int]:
+        """Count one request: the client's window, and the requests to add to Redis now (0 while
+        this process may still decide alone, far enough below the limit)."""
         batch = max(1, limit // BATCH_SHARE)
         with self._lock:
             number, windows = self._windows.get(period, (-1, {}))
@@ -82,7 +82,7 @@ class _LocalCounts:
                 state = windows[key] = _Window()
             state.pending += 1
             if state.pending < batch and state.flushed_total + state.pending < limit - batch:
-                return None
+                return state, 0
             pending, state.pending = state.pending, 0
             return state, pending
 
@@ -119,17 +119,30 @@ class WindowRateThrottle(BaseThrottle):
         window = int(now // period)
         self._wait = (window + 1) * period - now
         key = cache.make_key(f"throttle:{scope}:{ident}:{window}")
-        flush = local_counts.count(key, window=window, period=period, limit=limit)
-        if flush is None:
-            return True
-        state, pending = flush
-        try:
-            client: Any = get_redis_connection("default")
-            total = int(client.register_script(ADD_TO_WINDOW)(keys=[key], args=[pending, period + 1]))
-        except redis.RedisError:
-            return True
-        state.flushed_total = total
-        return total <= limit
+        state, pending = local_counts.count(key, window=window, period=period, limit=limit)
+        used = state.flushed_total + state.pending
+        if pending:
+            try:
+                client: Any = get_redis_connection("default")
+                used = int(client.register_script(ADD_TO_WINDOW)(keys=[key], args=[pending, period + 1]))
+            except redis.RedisError:
+                return True
+            state.flushed_total = used
+        _announce(view, limit=limit, used=used, reset=math.ceil(self._wait))
+        return used <= limit
 
     def wait(self) -> float | None:
         return math.ceil(self._wait) if self._wait is not None else None
+
+
+def _announce(view: Any, *, limit: int, used: int, reset: int) -> None:
+    """The rate-limit headers of draft-ietf-httpapi-ratelimit-headers (-07: RateLimit-Limit,
+    -Remaining, -Reset in seconds, the 429's Retry-After), on every throttled response, 429 or
+    not. DRF copies a view's `headers` into its response (APIView.finalize_response), so this
+    costs no round trip and no middleware. Remaining is exact where the decision is (a batch
+    below the limit); farther below it counts what this process knows."""
+    headers = getattr(view, "headers", None)
+    if isinstance(headers, dict):
+        headers["RateLimit-Limit"] = str(limit)
+        headers["RateLimit-Remaining"] = str(max(0, limit - used))
+        headers["RateLimit-Reset"] = str(reset)
