@@ -419,7 +419,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "project.http.pagination.KeysetCursorPagination",
-    "DEFAULT_RENDERER_CLASSES": ["project.http.renderers.ORJSONRenderer"],
+    # JSON for API clients (JSONFirstNegotiation answers their Accept headers at once); the
+    # browsable API for browsers (Accept: text/html), signed in through /api-auth/login/.
+    "DEFAULT_RENDERER_CLASSES": [
+        "project.http.renderers.ORJSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "project.http.renderers.JSONFirstNegotiation",
     "DEFAULT_SCHEMA_CLASS": "project.http.schema.PostlineAutoSchema",
     "EXCEPTION_HANDLER": "project.http.api.exception_handler",

@@ -16,6 +16,8 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="prometheus-django-metrics"),
     path("admin/", admin.site.urls),
+    # Session sign-in and sign-out pages of the browsable API.
+    path("api-auth/", include("rest_framework.urls")),
     path("api/", include("users.urls")),
     path("api/", include("posts.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -152,13 +152,23 @@ def test_unmatched_urls_answer_json_404(client, settings) -> None:
 
 
 @pytest.mark.parametrize(
-    ("accept", "status"),
-    [(None, 200), ("*/*", 200), ("application/json", 200), ("application/*", 200), ("text/html", 406)],
+    ("accept", "status", "content_type"),
+    [
+        (None, 200, "application/json"),
+        ("*/*", 200, "application/json"),
+        ("application/json", 200, "application/json"),
+        ("application/*", 200, "application/json"),
+        ("text/html", 200, "text/html; charset=utf-8"),
+        ("image/png", 406, None),
+    ],
 )
-def test_content_negotiation_answers_as_drf_does(api_client, accept: str | None, status: int) -> None:
-    """JSONFirstNegotiation answers the common Accept headers at once; the rest go to DRF's."""
+def test_content_negotiation_answers_as_drf_does(
+    api_client, accept: str | None, status: int, content_type: str | None
+) -> None:
+    """JSONFirstNegotiation answers the common Accept headers at once; the rest go to DRF's
+    (text/html: the browsable API)."""
     headers = {"HTTP_ACCEPT": accept} if accept is not None else {}
     response = api_client.get("/api/posts/?page_size=1", **headers)
     assert response.status_code == status
-    if status == 200:
-        assert response["Content-Type"] == "application/json"
+    if content_type is not None:
+        assert response["Content-Type"] == content_type

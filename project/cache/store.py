@@ -233,8 +233,12 @@ def json_response(request: HttpRequest, body: bytes, *, status: int = 200) -> Ht
 
     Responses are revalidated on every use (`no-cache`): the data changes on writes, and a
     304 costs the client one round trip and no body. Answers to signed-in clients are
-    `private`, so shared caches never store them.
+    `private`, so shared caches never store them. A browser that asked for HTML (DRF chose the
+    browsable API's renderer) gets the same data through DRF's renderer instead.
     """
+    renderer = getattr(request, "accepted_renderer", None)
+    if renderer is not None and renderer.format != "json":
+        return Response(orjson.loads(body), status=status)
     response = HttpResponse(body, status=status, content_type="application/json")
     if status == 200:
         response["ETag"] = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
