@@ -27,6 +27,7 @@ from posts.serializers import (
 )
 from project.cache import store
 from project.http.api import ID_PATTERN
+from project.http.idempotency import idempotent
 from users import enrichment
 from users import selectors as user_selectors
 
@@ -127,6 +128,7 @@ class PostViewSet(viewsets.GenericViewSet):
         )
         return selectors.posts_by_ids([hit.id for hit in hits])
 
+    @idempotent
     def create(self, request: Request) -> Response:
         body = PostWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)

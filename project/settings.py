@@ -8,6 +8,8 @@ request. The table of variables is in README.md.
 from pathlib import Path
 from typing import Any
 
+from corsheaders.defaults import default_headers
+
 from project.env import (
     ConfigurationError,
     database_from_url,
@@ -124,8 +126,8 @@ if not METRICS_ENABLED:
 # --- CORS (django-cors-headers) -----------------------------------------------------------------
 # Browser clients served from CORS_ALLOWED_ORIGINS (comma-separated `scheme://host[:port]`) may
 # call /api/: preflights are answered (cacheable for CORS_PREFLIGHT_MAX_AGE seconds),
-# `Authorization` is an allowed header (django-cors-headers' default list has it), and the ETag,
-# Retry-After and rate-limit headers are readable by the page. No origin by default in production; in
+# `Authorization` and `Idempotency-Key` are allowed headers, and the ETag, Retry-After,
+# rate-limit and Idempotent-Replayed headers are readable by the page. No origin by default in production; in
 # development the usual front-end dev servers. Without any origin the middleware is not
 # installed: a request pays nothing for CORS, and no response carries CORS headers.
 
@@ -137,7 +139,15 @@ CORS_ALLOWED_ORIGINS = env_list(
 )
 CORS_URLS_REGEX = r"^/api/"
 CORS_PREFLIGHT_MAX_AGE = env_int("CORS_PREFLIGHT_MAX_AGE", 86_400, minimum=0)
-CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"]
+CORS_ALLOW_HEADERS = (*default_headers, "idempotency-key")
+CORS_EXPOSE_HEADERS = [
+    "ETag",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "Idempotent-Replayed",
+]
 if CORS_ALLOWED_ORIGINS:
     # Before anything that may answer on its own (CommonMiddleware's redirects, the static files).
     MIDDLEWARE.insert(
@@ -408,6 +418,13 @@ JOB_RETRY_BASE_SECONDS = env_float("JOB_RETRY_BASE_SECONDS", 10.0)
 JOB_RETRY_MAX_SECONDS = env_float("JOB_RETRY_MAX_SECONDS", 3_600.0)
 # The worker's own /metrics port (0: none); under `make run` gunicorn's /metrics shows them too.
 JOBS_METRICS_PORT = env_int("JOBS_METRICS_PORT", 0, minimum=0)
+
+# --- Idempotency-Key (project/http/idempotency.py) ---------------------------------------------
+# How long a create request's key and response are kept (a retry within it is answered with the
+# first response), and how long a retry waits for a first request still running (then 409).
+
+IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24, minimum=24)
+IDEMPOTENCY_WAIT_MS = env_int("IDEMPOTENCY_WAIT_MS", 2_000, minimum=1)
 
 # --- REST framework -------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from project.db.maintenance import delete_in_batches
 from users.models import AuthToken, User
 
 USER_AGENT_LENGTH = 200
@@ -72,10 +73,4 @@ def tokens_revoke_all(*, user: User, keep: AuthToken | None = None) -> None:
 
 def tokens_delete_expired(*, batch: int = 10_000) -> int:
     """Delete every expired token, `batch` rows per statement (short locks); how many."""
-    deleted = 0
-    while True:
-        expired = AuthToken.objects.filter(expiry__lte=timezone.now()).values_list("id", flat=True)[:batch]
-        count, _ = AuthToken.objects.filter(pk__in=list(expired)).delete()
-        deleted += count
-        if count < batch:
-            return deleted
+    return delete_in_batches(AuthToken.objects.filter(expiry__lte=timezone.now()), batch=batch)

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from project.cache import store
 from project.http.api import ID_PATTERN
+from project.http.idempotency import idempotent
 from users import selectors, services
 from users.models import AuthToken, User
 from users.permissions import IsSelfOrStaff
@@ -83,6 +84,7 @@ class UserViewSet(viewsets.GenericViewSet):
         read = None if metadata else store.first_page_read(request, "user-list", (), (store.USERS_SCOPE,))
         return store.page_response(request, read, page)
 
+    @idempotent
     def create(self, request: Request) -> Response:
         body = UserCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)

@@ -11,6 +11,9 @@ from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
+from drf_spectacular.utils import OpenApiParameter
+
+from project.http import idempotency
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -32,9 +35,36 @@ RATE_LIMIT_HEADERS = {
     },
 }
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}
+IDEMPOTENCY_KEY = OpenApiParameter(
+    idempotency.HEADER,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="Makes the request safe to retry: a retry with the same key and the same body within "
+    "24 hours gets the first response again (marked `Idempotent-Replayed: true`) and creates nothing; "
+    "the same key with another body is refused (422); a retry while the first is still running waits "
+    "for it, or gets 409. Scoped to the caller (user, or client address when signed out). 1-255 "
+    "visible ASCII characters; a UUID is a good key.",
+)
+REPLAYED = {
+    idempotency.REPLAYED_HEADER: {
+        "description": "`true` when this is the stored response of an earlier request with the same Idempotency-Key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 
 
 class PostlineAutoSchema(AutoSchema):
+    def _is_idempotent(self) -> bool:
+        """Whether the operation's view method is wrapped by project.http.idempotency.idempotent."""
+        name = getattr(self.view, "action", None) or self.method.lower()
+        return bool(getattr(getattr(self.view, name, None), "idempotent", False))
+
+    def get_override_parameters(self) -> list[Any]:
+        parameters = list(super().get_override_parameters())
+        if self._is_idempotent():
+            parameters.append(IDEMPOTENCY_KEY)
+        return parameters
+
     def _error_response(self, description: str) -> dict[str, Any]:
         component = ResolvedComponent(name="Error", type=ResolvedComponent.SCHEMA, schema=ERROR_SCHEMA, object="Error")
         self.registry.register_on_missing(component)
@@ -54,13 +84,18 @@ class PostlineAutoSchema(AutoSchema):
         if has_id:
             errors["404"] = "No such object."
         errors["503"] = "The database is unavailable (e.g. restarting); retry after `Retry-After` seconds."
+        if self._is_idempotent():
+            errors["409"] = "A request with this Idempotency-Key is still being processed; retry in a moment."
+            errors["422"] = "This Idempotency-Key was used with another request."
         for code, description in errors.items():
             responses.setdefault(code, self._error_response(description))
         for code, response in responses.items():
             headers = response.setdefault("headers", {})
             headers.update(RATE_LIMIT_HEADERS)
-            if code in {"429", "503"}:
+            if code in {"409", "429", "503"}:
                 headers.update(RETRY_AFTER)
+            if code.startswith("2") and self._is_idempotent():
+                headers.update(REPLAYED)
         if method == "GET":
             # Answered by gunicorn itself, before Django, as a small HTML page.
             responses.setdefault(
