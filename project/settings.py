@@ -440,7 +440,7 @@ REST_FRAMEWORK = {
     # browsable API for browsers (Accept: text/html), signed in through /api-auth/login/.
     "DEFAULT_RENDERER_CLASSES": [
         "project.http.renderers.ORJSONRenderer",
-        "rest_framework.renderers.BrowsableAPIRenderer",
+        "project.http.renderers.BrowsableAPIWithItsStyles",
     ],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "project.http.renderers.JSONFirstNegotiation",
     "DEFAULT_SCHEMA_CLASS": "project.http.schema.PostlineAutoSchema",
@@ -490,6 +490,11 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "form-action 'self'",
         "frame-ancestors 'none'",
     ]
+)
+# The browsable API's pages (project.http.renderers.BrowsableAPIWithItsStyles): DRF's templates
+# use inline style attributes; scripts stay from this origin only.
+BROWSABLE_API_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'"
 )
 SESSION_COOKIE_HTTPONLY = True
 if PRODUCTION:

@@ -1,8 +1,11 @@
-"""The admin in a real browser: Debian's Chromium, driven by Playwright, against a live gunicorn.
+"""The admin and the browsable API in a real browser: Debian's Chromium, driven by Playwright,
+against a live gunicorn.
 
 A member of staff logs in, finds a user by the beginning of their email, opens them, goes back
-and deactivates them with the bulk action. Needs `apt-get install chromium` and the pip package
-`playwright` (never `playwright install`: the system Chromium is used).
+and deactivates them with the bulk action. A person opens a profile and a post list and gets
+DRF's browsable API, with no script refused by the Content-Security-Policy. Needs `apt-get
+install chromium` and the pip package `playwright` (never `playwright install`: the system
+Chromium is used).
 """
 
 import time
@@ -12,7 +15,7 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.factories import PASSWORD, UserFactory
+from tests.factories import PASSWORD, PostFactory, UserFactory
 from tests.live_server import running_gunicorn
 from users.models import User
 
@@ -89,3 +92,33 @@ def test_staff_find_a_user_and_deactivate_them_in_the_browser(tmp_path: Path) ->
     assert screenshot.exists()
     assert screenshot.stat().st_size > 0
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_browser_gets_the_browsable_api_for_a_profile_and_a_post_list(tmp_path: Path) -> None:
+    post = PostFactory.create(title="Read in a browser")
+    with running_gunicorn(tmp_path) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            refused: list[str] = []  # what the Content-Security-Policy blocked, or a file not found
+            page.on(
+                "console",
+                lambda message: refused.append(message.text)
+                if message.type == "error" and "Failed to load resource" not in message.text
+                else None,
+            )
+            page.on(
+                "response",
+                lambda answer: refused.append(answer.url)
+                if answer.status >= 400 and not answer.url.endswith("/favicon.ico")
+                else None,
+            )
+            open_first_page(page, f"{server.base_url}/api/users/{post.author_id}/")
+            expect(page.locator(".response-info")).to_contain_text(post.author.name)
+            expect(page.locator("a[href*='/api-auth/login/']")).to_have_count(1)
+            page.goto(f"{server.base_url}/api/posts/")
+            expect(page.locator(".response-info")).to_contain_text("Read in a browser")
+        finally:
+            browser.close()
+    assert refused == []

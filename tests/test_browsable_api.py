@@ -22,6 +22,9 @@ def test_a_browser_gets_the_browsable_api(client, path: str) -> None:
         assert "Django REST framework" in page
         assert post.author.name in page
         assert "/api-auth/login/" in page
+        policy = response["Content-Security-Policy"]
+        assert "script-src 'self';" in policy  # DRF's scripts come from our static files
+        assert "style-src 'self' 'unsafe-inline';" in policy  # its templates' style attributes
 
 
 def test_json_clients_get_the_same_bytes_hit_or_miss_whatever_they_accept(api_client) -> None:
