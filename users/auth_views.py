@@ -141,13 +141,18 @@ class LinkConfirmView(AnonymousAccountView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-@extend_schema_view(
-    post=extend_schema(
-        summary="Set a new password with a reset link's uid and token",
-        description="Every API token of the account stops working.",
-        request=PasswordResetConfirmSerializer,
-        responses={204: None, 400: INVALID_LINK},
+def link_confirm_schema(summary: str, description: str, request: type[LinkSerializer]) -> Any:
+    return extend_schema_view(
+        post=extend_schema(
+            summary=summary, description=description, request=request, responses={204: None, 400: INVALID_LINK}
+        )
     )
+
+
+@link_confirm_schema(
+    "Set a new password with a reset link's uid and token",
+    "Every API token of the account stops working.",
+    PasswordResetConfirmSerializer,
 )
 class PasswordResetConfirmView(LinkConfirmView):
     body_serializer = PasswordResetConfirmSerializer
@@ -156,13 +161,10 @@ class PasswordResetConfirmView(LinkConfirmView):
         return services.password_reset_confirm(**fields)
 
 
-@extend_schema_view(
-    post=extend_schema(
-        summary="Confirm an email address with a verification link's uid and token",
-        description="Sets `email_verified`. Unverified accounts keep every right; the flag is informative.",
-        request=LinkSerializer,
-        responses={204: None, 400: INVALID_LINK},
-    )
+@link_confirm_schema(
+    "Confirm an email address with a verification link's uid and token",
+    "Sets `email_verified`. Unverified accounts keep every right; the flag is informative.",
+    LinkSerializer,
 )
 class VerifyEmailView(LinkConfirmView):
     body_serializer = LinkSerializer
