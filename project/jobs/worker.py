@@ -26,7 +26,7 @@ from types import FrameType
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import OperationalError, close_old_connections, transaction
 from django.db.models import Case, Count, F, Min, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -68,12 +68,18 @@ class Worker:
                 # As between requests: drop a broken or expired connection. (A caller's
                 # transaction, a test's, keeps its connection.)
                 close_old_connections()
-            if time.monotonic() - reported >= REPORT_SECONDS:
-                self.report_waiting()
-                reported = time.monotonic()
-            if self.run_one():
-                ran += 1
-                continue
+            try:
+                if time.monotonic() - reported >= REPORT_SECONDS:
+                    self.report_waiting()
+                    reported = time.monotonic()
+                if self.run_one():
+                    ran += 1
+                    continue
+            except OperationalError as error:
+                # PostgreSQL restarting or out of reach: the job in hand (if any) rolled back
+                # with the connection; wait, reconnect and go on.
+                logger.warning("worker %s: database unavailable (%s); retrying", self.worker_id, error)
+                transaction.get_connection().close()
             if until_idle:
                 break
             time.sleep(self.interval)
