@@ -26,11 +26,13 @@ cores, measured in docs/performance.md):
   know (rare), and OR searches.
 The first plan is SCAN when PostgreSQL's statistics (search_document's most_common_elems, read
 by each process every SEARCH_STATISTICS_TTL seconds, combined over the query: AND and phrases
-multiply, OR adds, NOT complements) expect a page of matches within the scan, else WEEKS or
-INDEX; a word the statistics do not know is taken as rare (it was below their cut-off at
-ANALYZE). A scan that ends short of a page gives way to the index plan; an index plan still
-running after SEARCH_PLAN_TIMEOUT_MS (a search that became common since ANALYZE) gives way to
-the scan. Each plan forbids the others' scans for its statement (SET LOCAL in a transaction).
+multiply, OR adds, NOT complements) expect a page of matches within the scan twice over and,
+for words the weekly index knows, walking posts until the page (or the relevance window) is
+full costs less than the weekly candidates for it (Search.first_plan); else WEEKS or INDEX. A
+word the statistics do not know is taken as rare (it was below their cut-off at ANALYZE). A
+scan that ends short of a page gives way to the index plan; an index plan still running after
+SEARCH_PLAN_TIMEOUT_MS (a search that became common since ANALYZE) gives way to the scan.
+Each plan forbids the others' scans for its statement (SET LOCAL in a transaction).
 """
 
 import math
@@ -144,6 +146,9 @@ _WINDOW_BOUNDS = (
 
 # What the statistics' estimates are multiplied by where falling short costs a second statement.
 ESTIMATE_MARGIN = 2
+# The plans' costs in PostgreSQL, measured on 10M posts (docs/performance.md): a post the scan
+# walks and checks (0.2-0.36 us), a candidate the weekly index hands over, fetched and checked.
+SCAN_POST_US, WEEKLY_CANDIDATE_US = 0.3, 1.5
 # The share of posts holding two words that hold them as a phrase: the statistics know words, not
 # their order. 0.28 in the seed's text ("every library": 12,290 posts of the 44,118 with both).
 PHRASE_SHARE = 0.28
@@ -268,12 +273,28 @@ class Search:
     def index_plan(self) -> str:
         return WEEKS if self.words else INDEX
 
-    def first_plan(self, wanted: int) -> str:
-        """SCAN when the statistics expect `wanted` matches among the posts a scan reads, twice
-        over for their error: a scan that falls short costs its whole walk before the next plan."""
-        if self.tree == "T" or self.share * settings.SEARCH_SCAN_POSTS >= ESTIMATE_MARGIN * wanted:
+    def first_plan(self, wanted: int, *, fill: int | None = None) -> str:
+        """SCAN when the statistics expect `wanted` matches (a page) among the posts a scan
+        reads, twice over for their error (a scan that falls short costs its whole walk before
+        the next plan), and when walking posts until `fill` matches (the relevance window; a
+        page by default) costs less than reading the weekly index's candidates for them, a
+        whole week's at least. Else the index plan."""
+        if self.tree == "T":
             return SCAN
-        return self.index_plan
+        if self.share * settings.SEARCH_SCAN_POSTS < ESTIMATE_MARGIN * wanted:
+            return self.index_plan
+        if not self.words:  # INDEX reads every match: the scan is the bounded plan
+            return SCAN
+        fill = fill or wanted
+        scan_us = min(settings.SEARCH_SCAN_POSTS, fill / self.share) * SCAN_POST_US
+        weeks_us = max(ESTIMATE_MARGIN * fill, self.posts_per_week * self.share) * WEEKLY_CANDIDATE_US
+        return SCAN if scan_us <= weeks_us else WEEKS
+
+    @property
+    def posts_per_week(self) -> float:
+        if self.newest is None or self.oldest is None:
+            return 0.0
+        return self.posts / (_week(self.newest) - _week(self.oldest) + 1)
 
 
 def parse(text: str, *, author_id: int | None = None) -> Search:
@@ -480,20 +501,25 @@ def _relevant(search: Search, page: PageQuery) -> tuple[list[Hit], list[Any] | N
         bounds = (_WINDOW_BOUNDS, [oldest_at, oldest_at, oldest_id, newest_at, newest_at, newest_id])
         rows = run(plan, bounds, _window_weeks(search, oldest_at, newest_at), time_limited=False) or []
         return [Hit(*row[:3]) for row in rows], page.state
-    plan, rows = _planned(search, page, attempt, found=lambda rows: rows[0][7] if rows else 0)
+    plan, rows = _planned(search, page, attempt, found=lambda rows: rows[0][7] if rows else 0, fill=window)
     if not rows:
         return [], None
     return [Hit(*row[:3]) for row in rows], [*rows[0][3:7], plan]
 
 
 def _planned(
-    search: Search, page: PageQuery, attempt: Callable[..., Rows | None], *, found: Callable[[Rows], int]
+    search: Search,
+    page: PageQuery,
+    attempt: Callable[..., Rows | None],
+    *,
+    found: Callable[[Rows], int],
+    fill: int | None = None,
 ) -> tuple[str, Rows]:
     """The plan that answered and its rows: the index plan first within SEARCH_PLAN_TIMEOUT_MS
-    when the search looks rare; SCAN, and the index plan after it when the scan `found` less
-    than a page."""
+    when Search.first_plan says so (`fill`: the matches the plan gathers, a page by default);
+    SCAN, and the index plan after it when the scan `found` less than a page."""
     page_size = page.limit - 1
-    if search.first_plan(page_size) != SCAN:
+    if search.first_plan(page_size, fill=fill) != SCAN:
         rows = attempt(search.index_plan, time_limited=True)
         if rows is not None:
             return search.index_plan, rows

@@ -394,3 +394,20 @@ def test_one_authors_common_word_walks_their_index(api_client, corpus) -> None:
     for ordering in search.ORDERINGS:
         (plan,) = explained(api_client, {"search": "harbor", "author": author, "ordering": ordering})
         assert AUTHOR_SCAN_PLAN.search(plan), plan
+
+
+@pytest.mark.parametrize(
+    ("share", "fill", "plan"),
+    [
+        (0.25, None, search.SCAN),  # a page of a word in a quarter of the posts: ~80 posts walked
+        (0.25, 200, search.SCAN),  # its window: ~800 posts, against a whole week's 16,000 candidates
+        (0.016, None, search.SCAN),  # a page of 'database': ~1,300 posts walked
+        (0.016, 200, search.WEEKS),  # its window: ~12,500 posts, against ~1,000 weekly candidates
+        (0.0005, None, search.WEEKS),  # not a page expected within the scan at all
+    ],
+)
+def test_the_first_plan_weighs_walking_posts_against_weekly_candidates(share, fill, plan) -> None:
+    """10M posts over 156 weeks (the bench's seed): ~64,000 posts a week."""
+    newest = timezone.now()
+    found = search.Search("word", "'word'", share, ("word",), 10_000_000.0, None, newest - timedelta(weeks=155), newest)
+    assert found.first_plan(20, fill=fill) == plan
