@@ -9,6 +9,7 @@ still share a burst of keep-alive connections evenly (project/server/worker.py).
 import os
 import runpy
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -60,22 +61,38 @@ def established_connections(worker_pid: int, port: int) -> int:
 ESTABLISHED = "01"
 
 
+def worker_pids(master_pid: int) -> list[int]:
+    return [int(pid) for pid in Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()]
+
+
+def wait_until_every_worker_serves(master_pid: int, workers: int = 2, deadline_s: float = 30.0) -> None:
+    """/readyz answered means one worker serves; a worker still loading the application is not
+    counted yet (project/server/worker.py), so a burst then goes to the others. A worker has
+    loaded the application once orjson's library is mapped (the master never imports it)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        pids = worker_pids(master_pid)
+        if len(pids) == workers and all("orjson" in Path(f"/proc/{pid}/maps").read_text() for pid in pids):
+            time.sleep(0.2)  # from the application loaded to the worker counted: its run() begins
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{workers} workers did not load the application within {deadline_s} s")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_burst_of_keep_alive_connections_is_shared_by_the_workers(tmp_path: Path) -> None:
     """32 connections opened at once, as a load balancer's pool or wrk opens them, and kept:
     each of the two workers holds half (the stock gthread worker often takes all of them)."""
     with running_gunicorn(tmp_path) as server:
         port = int(server.base_url.rsplit(":", 1)[1])
+        wait_until_every_worker_serves(server.process.pid)
         sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
         try:
             for sock in sockets:
                 sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             for sock in sockets:
                 assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-            workers = [
-                int(pid)
-                for pid in Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
-            ]
+            workers = worker_pids(server.process.pid)
             held = sorted(established_connections(pid, port) for pid in workers)
         finally:
             for sock in sockets:
