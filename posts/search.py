@@ -498,6 +498,11 @@ def _relevant(search: Search, page: PageQuery) -> tuple[list[Hit], list[Any] | N
         oldest_at, oldest_id, newest_at, newest_id, plan = page.state
         if plan not in PLANS:
             raise ValidationError({"cursor": [INVALID_CURSOR]})
+        if plan == WEEKS and not search.words:
+            # The weekly index needs the words every match holds: without them (a cursor of
+            # another search, or statistics that forgot a word since) it would read every post
+            # of the window's weeks. Within the window's bounds any plan finds the same matches.
+            plan = search.index_plan
         bounds = (_WINDOW_BOUNDS, [oldest_at, oldest_at, oldest_id, newest_at, newest_at, newest_id])
         rows = run(plan, bounds, _window_weeks(search, oldest_at, newest_at), time_limited=False) or []
         return [Hit(*row[:3]) for row in rows], page.state

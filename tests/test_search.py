@@ -411,3 +411,13 @@ def test_the_first_plan_weighs_walking_posts_against_weekly_candidates(share, fi
     newest = timezone.now()
     found = search.Search("word", "'word'", share, ("word",), 10_000_000.0, None, newest - timedelta(weeks=155), newest)
     assert found.first_plan(20, fill=fill) == plan
+
+
+def test_a_weekly_cursor_on_a_search_without_known_words_reads_the_gin_index(api_client, corpus) -> None:
+    """A relevance cursor made by a WEEKS search, sent with a word the statistics do not know:
+    the weekly index cannot serve it (it would read every post of the window's weeks)."""
+    first = api_client.get(URL, {"search": "beacon harbor", "page_size": 1}).json()
+    query = {"search": "lighthouse", "cursor": cursor_of(first["next"])}
+    for plan in explained(api_client, query):
+        assert WEEKS_PLAN.search(plan) is None, plan
+    assert api_client.get(URL, query).status_code == 200
