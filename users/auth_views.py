@@ -1,6 +1,7 @@
 """/api/auth/: sign-in and sign-out with API tokens, the token list, password reset and email
 verification. The rules are in users.services, users.tokens and users.verification."""
 
+from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -11,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from users import services, tokens
+from users import services, tokens, verification
 from users.authentication import TokenAuthentication
 from users.serializers import (
     AuthTokenSerializer,
@@ -130,9 +131,8 @@ class LinkConfirmView(AnonymousAccountView):
     """POST the fields of a link sent by email: 204 once confirmed, or 400 naming the refused field."""
 
     body_serializer: type[LinkSerializer]
-
-    def confirm(self, **fields: Any) -> object:
-        raise NotImplementedError
+    # The service that confirms the link's fields (a ValidationError names a refused one).
+    confirm: Callable[..., object]
 
     def post(self, request: Request) -> Response:
         body = self.body_serializer(data=request.data)
@@ -156,9 +156,7 @@ def link_confirm_schema(summary: str, description: str, request: type[LinkSerial
 )
 class PasswordResetConfirmView(LinkConfirmView):
     body_serializer = PasswordResetConfirmSerializer
-
-    def confirm(self, **fields: Any) -> object:
-        return services.password_reset_confirm(**fields)
+    confirm = staticmethod(services.password_reset_confirm)
 
 
 @link_confirm_schema(
@@ -168,9 +166,7 @@ class PasswordResetConfirmView(LinkConfirmView):
 )
 class VerifyEmailView(LinkConfirmView):
     body_serializer = LinkSerializer
-
-    def confirm(self, **fields: Any) -> object:
-        return services.email_verify(**fields)
+    confirm = staticmethod(verification.email_verify)
 
 
 class VerifyEmailResendView(APIView):

@@ -171,10 +171,7 @@ def password_reset_request(*, email: str) -> None:
 def password_reset_confirm(*, uid: str, token: str, password: str) -> User:
     """Set the password a reset link was sent for and revoke every API token of the user; a
     ValidationError names the refused field (uid, token or password)."""
-    try:
-        user = verification.password_reset_check(uid=uid, token=token)
-    except verification.LinkError as error:
-        raise ValidationError({error.field: [str(error)]}) from None
+    user = verification.password_reset_check(uid=uid, token=token)
     if errors := _password_errors(password, user):
         raise ValidationError({"password": errors})
     user.set_password(password)
@@ -189,10 +186,3 @@ def email_verification_send(*, user: User) -> bool:
         return False
     send_account_email.enqueue(user.pk, "email_verification")
     return True
-
-
-def email_verify(*, uid: str, token: str) -> User:
-    try:
-        return verification.email_verify(uid=uid, token=token)
-    except verification.LinkError as error:
-        raise ValidationError({error.field: [str(error)]}) from None

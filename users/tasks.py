@@ -1,11 +1,14 @@
 """Jobs of the users app, run by the job queue's worker (project/jobs)."""
 
+from datetime import timedelta
 from typing import Literal
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.timesince import timeuntil
 from django_tasks import task
 
 from users import selectors, verification
@@ -33,15 +36,8 @@ def send_account_email(user_id: int, kind: AccountEmail) -> str:
         token, lifetime = verification.verification_token(user), settings.EMAIL_VERIFICATION_TIMEOUT
     query = urlencode({"uid": verification.uid_of(user), "token": token})
     link = f"{settings.FRONTEND_URL.rstrip('/')}/{PAGES[kind]}?{query}"
-    body = render_to_string(f"emails/{kind}.txt", {"user": user, "link": link, "valid_for": _duration(lifetime)})
+    now = timezone.now()
+    valid_for = timeuntil(now + timedelta(seconds=lifetime), now)  # "1 hour", "1 week"
+    body = render_to_string(f"emails/{kind}.txt", {"user": user, "link": link, "valid_for": valid_for})
     send_mail(SUBJECTS[kind], body, None, [user.email])
     return "sent"
-
-
-def _duration(seconds: int) -> str:
-    """3600 -> "1 hour", 604800 -> "7 days"."""
-    for unit, length in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
-        if seconds >= length:
-            count = seconds // length
-            return f"{count} {unit}{'s' if count != 1 else ''}"
-    return f"{seconds} seconds"

@@ -15,6 +15,7 @@ make the token when they run, so no token is ever stored, the job's row included
 from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
@@ -27,12 +28,9 @@ INVALID_TOKEN = "This link is invalid or has expired; ask for a new one."  # noq
 VERIFICATION_SALT = "users.verification.email"
 
 
-class LinkError(ValueError):
-    """A link's uid or token refused: `field` names which, for the 400 answer."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
+def _refused(field: str, message: str) -> ValidationError:
+    """A link's uid or token refused: the 400 answer names which."""
+    return ValidationError({field: [message]})
 
 
 def uid_of(user: User) -> str:
@@ -40,14 +38,14 @@ def uid_of(user: User) -> str:
 
 
 def user_of(uid: str) -> User:
-    """The active account a link's uid names, or LinkError("uid")."""
+    """The active account a link's uid names, or a ValidationError naming "uid"."""
     try:
         user_id = int(force_str(urlsafe_base64_decode(uid)))
     except (ValueError, TypeError, OverflowError):
-        raise LinkError("uid", INVALID_UID) from None
+        raise _refused("uid", INVALID_UID) from None
     user = selectors.user_get(user_id=user_id) if 0 < user_id < 2**63 else None
     if user is None:
-        raise LinkError("uid", INVALID_UID)
+        raise _refused("uid", INVALID_UID)
     return user
 
 
@@ -56,10 +54,10 @@ def password_reset_token(user: User) -> str:
 
 
 def password_reset_check(*, uid: str, token: str) -> User:
-    """The user a password reset link is for, or LinkError naming the refused field."""
+    """The user a password reset link is for, or a ValidationError naming the refused field."""
     user = user_of(uid)
     if not user.has_usable_password() or not default_token_generator.check_token(user, token):
-        raise LinkError("token", INVALID_TOKEN)
+        raise _refused("token", INVALID_TOKEN)
     return user
 
 
@@ -68,14 +66,14 @@ def verification_token(user: User) -> str:
 
 
 def email_verify(*, uid: str, token: str) -> User:
-    """Mark the address a verification link was sent to as verified, or LinkError."""
+    """Mark the address a verification link was sent to as verified, or a ValidationError naming the refused field."""
     user = user_of(uid)
     try:
         user_id, email = signing.loads(token, salt=VERIFICATION_SALT, max_age=settings.EMAIL_VERIFICATION_TIMEOUT)
     except (signing.BadSignature, ValueError, TypeError):
-        raise LinkError("token", INVALID_TOKEN) from None
+        raise _refused("token", INVALID_TOKEN) from None
     if user_id != user.pk or email != user.email:
-        raise LinkError("token", INVALID_TOKEN)
+        raise _refused("token", INVALID_TOKEN)
     if not user.email_verified:
         with transaction.atomic():
             user.email_verified = True

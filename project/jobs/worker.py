@@ -100,14 +100,9 @@ class Worker:
         try:
             # A savepoint: a job that raises leaves none of its writes, and its row can still be updated.
             with transaction.atomic():
-                task = job.task
-                arguments = job.args_kwargs
-                if task.takes_context:
-                    value = task.call(
-                        TaskContext(task_result=job.task_result), *arguments["args"], **arguments["kwargs"]
-                    )
-                else:
-                    value = task.call(*arguments["args"], **arguments["kwargs"])
+                task, arguments = job.task, job.args_kwargs
+                context = (TaskContext(task_result=job.task_result),) if task.takes_context else ()
+                value = task.call(*context, *arguments["args"], **arguments["kwargs"])
         except Exception as error:  # noqa: BLE001  # any failure of the job's code is the job's outcome
             outcome = self._failed(job, error)
         else:
