@@ -51,6 +51,7 @@ from rest_framework.exceptions import ValidationError
 
 from posts.models import SEARCH_CONFIG, Post
 from project.db.errors import query_cancelled
+from project.db.routing import read_transaction
 from project.http.pagination import INVALID_CURSOR, PageQuery, SortKey, seek_condition
 
 RELEVANCE, NEWEST = "relevance", "newest"
@@ -581,24 +582,26 @@ def _week(moment: datetime) -> int:
 
 def _run(plan: str, sql: str, params: list[Any], *, time_limited: bool) -> list[tuple[Any, ...]] | None:
     """The rows of `sql` under `plan`; None when a time-limited run was cancelled at SEARCH_PLAN_TIMEOUT_MS."""
-    alias = router.db_for_read(Post)
     values = dict(_PLAN_SETTINGS[plan])
     if time_limited:
         values["statement_timeout"] = str(settings.SEARCH_PLAN_TIMEOUT_MS)
     calls = ", ".join("set_config(%s, %s, true)" for _ in values)
+
+    def read(alias: str) -> list[tuple[Any, ...]]:
+        with connections[alias].cursor() as cursor:
+            cursor.execute(f"SELECT {calls}", [part for pair in values.items() for part in pair])
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        # Undo the SET LOCALs even inside an outer transaction (a rolled-back savepoint).
+        transaction.set_rollback(True, using=alias)
+        return rows
+
     try:
-        with transaction.atomic(using=alias):
-            with connections[alias].cursor() as cursor:
-                cursor.execute(f"SELECT {calls}", [part for pair in values.items() for part in pair])
-                cursor.execute(sql, params)
-                rows = cursor.fetchall()
-            # Undo the SET LOCALs even inside an outer transaction (a rolled-back savepoint).
-            transaction.set_rollback(True, using=alias)
+        return read_transaction(Post, read)
     except OperationalError as error:
         if time_limited and query_cancelled(error):
             return None
         raise
-    return rows
 
 
 def _author(author_id: int | None) -> Fragment:

@@ -1,6 +1,13 @@
 """What a database error means to the code that catches it."""
 
+from django.db import OperationalError
 from psycopg.errors import LockNotAvailable, QueryCanceled
+
+
+class ReplicaLostError(OperationalError):
+    """A replica's connection was lost inside a transaction. A statement there cannot run again
+    alone, but a transaction on a replica only reads, so the whole of it can: see
+    project.db.routing.read_transaction. Uncaught, it answers 503 like any lost connection."""
 
 
 def query_cancelled(error: BaseException) -> bool:

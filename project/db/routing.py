@@ -14,6 +14,8 @@ without it no router is installed and this module is idle). docs/scale-out.md ha
 - `replica_health` remembers, per process, which replica failed to connect: for
   DATABASE_REPLICA_COOLDOWN seconds the router passes it over. The replica backend
   (project.db.backends.replica) marks it and serves the failing request from the primary.
+- `read_transaction()` runs a block of reads in one transaction on the database that serves
+  them, and runs it again elsewhere when a replica is lost under it.
 - `primary_reads()` pins a block of code: cache fills use it, because an entry built from a
   lagging replica would be served to everyone for CACHE_TTL seconds after the write.
 """
@@ -22,18 +24,22 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.models import Model
 
+from project.db.errors import ReplicaLostError
+
 logger = logging.getLogger(__name__)
+
+Result = TypeVar("Result")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 COOKIE_NAME = "postline_rw"
@@ -118,6 +124,25 @@ def primary_reads() -> Iterator[None]:
         yield
     finally:
         _primary_block.reset(token)
+
+
+def read_transaction(model: type[Model], read: Callable[[str], Result]) -> Result:
+    """`read(alias)` inside one transaction on the database that serves reads of `model`.
+
+    The replica backend repeats a statement whose connection was lost only outside a
+    transaction: inside one, a statement is not safe to repeat alone. A transaction on a
+    replica only reads, though, so the whole of it is: when the replica goes away under it
+    (stopped, crashed), it runs once more where reads go next, another replica or the primary.
+    """
+    alias = router.db_for_read(model)
+    try:
+        with transaction.atomic(using=alias):
+            return read(alias)
+    except ReplicaLostError:
+        pass  # marked down by the replica backend: the router passes it over now
+    alias = router.db_for_read(model)
+    with transaction.atomic(using=alias):
+        return read(alias)
 
 
 def _reads_go_to_primary() -> bool:

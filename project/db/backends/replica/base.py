@@ -7,7 +7,9 @@ request, never into an error (only outside a transaction, where a read is safe t
   cannot hand out a connection in time): `get_new_connection` marks it down in
   `replica_health` and connects to the primary instead;
 - it drops an open connection (stopped or crashed mid-request): the cursor reconnects, which
-  lands on the primary, and runs the statement again.
+  lands on the primary, and runs the statement again; inside a transaction it raises
+  ReplicaLostError instead, for project.db.routing.read_transaction to run the whole
+  transaction again.
 
 A connection to the primary made this way is closed at the end of the request, so that the
 replica gets its reads back once it answers again (see `ReplicaHealth`).
@@ -27,6 +29,7 @@ from django.db.backends.utils import CursorWrapper
 
 from project.db.backends.postgresql import base as plain
 from project.db.backends.prometheus import base as instrumented
+from project.db.errors import ReplicaLostError
 from project.db.routing import replica_health
 
 logger = logging.getLogger(__name__)
@@ -44,8 +47,11 @@ class _RetryOnPrimaryMixin:
         try:
             return super().execute(sql, params)  # type: ignore[misc]
         except OperationalError as error:
-            if not self.db.reconnect_to_primary_after(error):
+            if not self.db.lost_replica(error):
                 raise
+            if self.db.in_atomic_block:
+                raise ReplicaLostError(str(error)) from error
+            self.db.reconnect_to_primary()
         self.cursor = self.db.create_cursor()
         return super().execute(sql, params)  # type: ignore[misc]
 
@@ -93,16 +99,18 @@ class DatabaseWrapper(_Base):
             return
         super()._close()
 
-    def reconnect_to_primary_after(self, error: OperationalError) -> bool:
-        """After a statement failed: was the replica's connection lost outside a transaction?
-        Then mark the replica down and connect to the primary, and the statement may run again."""
+    def lost_replica(self, error: OperationalError) -> bool:
+        """After a statement failed: was it the replica's connection that was lost? Then the
+        replica is marked down."""
         lost = self.connection is None or self.connection.closed or self.connection.broken
-        if self._on_primary or self.in_atomic_block or not lost:
+        if self._on_primary or not lost:
             return False
         replica_health.mark_down(self.alias, error)
+        return True
+
+    def reconnect_to_primary(self) -> None:
         self.close()
         self.connect()
-        return True
 
     def make_cursor(self, cursor: Any) -> CursorWrapper:
         return ReplicaCursorWrapper(cursor, self)
