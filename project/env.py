@@ -1,6 +1,7 @@
 """Typed readers for the environment: the only way settings read configuration."""
 
 import os
+import re
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -62,6 +63,16 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_urls(name: str) -> list[str]:
+    """Comma-separated URLs, where a URL may hold commas of its own (libpq's host lists,
+    `postgres://h1:5432,h2:5432/db`): a new URL starts only where a scheme does."""
+    raw = os.environ.get(name, "")
+    return [item.strip() for item in _URL_START.split(raw) if item.strip()]
+
+
+_URL_START = re.compile(r",\s*(?=[a-z][a-z0-9+.-]*://)", re.IGNORECASE)
+
+
 def env_choice(name: str, default: str, choices: set[str]) -> str:
     value = env_str(name, default).lower()
     if value not in choices:
@@ -72,14 +83,18 @@ def env_choice(name: str, default: str, choices: set[str]) -> str:
 def database_from_url(url: str, *, variable: str) -> dict[str, Any]:
     """A Django DATABASES entry from `postgres://user:pass@host:port/name?option=value`.
 
-    A `host` query parameter (a socket directory, as pgserver gives) wins over the netloc;
-    other query parameters become libpq connection options (sslmode, connect_timeout...).
+    Several hosts (`host1:5432,host2:5432`) become libpq's host and port lists: with
+    `target_session_attrs=read-write` libpq connects to whichever of them is the primary
+    (docs/scale-out.md, failover). A `host` query parameter (a socket directory, as pgserver
+    gives) wins over the netloc; other query parameters become libpq connection options
+    (sslmode, connect_timeout, target_session_attrs...).
     """
     parts = urlsplit(url)
     if parts.scheme not in {"postgres", "postgresql"}:
         raise ConfigurationError(f"{variable} must start with postgres:// (got {parts.scheme or 'nothing'}://)")
     options = dict(parse_qsl(parts.query))
-    host = options.pop("host", "") or unquote(parts.hostname or "")
+    hosts, ports = _hosts_and_ports(parts.netloc.rpartition("@")[2], variable=variable)
+    host = options.pop("host", "") or hosts
     name = unquote(parts.path.lstrip("/"))
     if not name:
         raise ConfigurationError(f"{variable} names no database (postgres://user@host:port/DBNAME)")
@@ -89,9 +104,26 @@ def database_from_url(url: str, *, variable: str) -> dict[str, Any]:
         "USER": unquote(parts.username or ""),
         "PASSWORD": unquote(parts.password or ""),
         "HOST": host,
-        "PORT": str(parts.port or ""),
+        "PORT": ports,
         "OPTIONS": options,
     }
+
+
+def _hosts_and_ports(addresses: str, *, variable: str) -> tuple[str, str]:
+    """libpq's lists ("h1,h2", "5432,5433") from a URL's `h1:5432,h2:5433` (IPv6 in brackets)."""
+    hosts, ports = [], []
+    for address in addresses.split(",") if addresses else []:
+        host, port = address, ""
+        if address.startswith("["):
+            host, _, rest = address[1:].partition("]")
+            port = rest.removeprefix(":")
+        elif ":" in address:
+            host, _, port = address.rpartition(":")
+        if port and not port.isdigit():
+            raise ConfigurationError(f"{variable}: the port of {address!r} is not a number")
+        hosts.append(unquote(host))
+        ports.append(port)
+    return ",".join(hosts), ",".join(ports) if any(ports) else ""
 
 
 def redact_url(url: str) -> str:

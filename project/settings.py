@@ -19,6 +19,7 @@ from project.env import (
     env_int,
     env_list,
     env_str,
+    env_urls,
 )
 from project.server.capacity import cpu_count, recommended_pool_size
 
@@ -270,7 +271,7 @@ DATABASES = {"default": _database(DATABASE_URL, variable="DATABASE_URL")}
 
 READ_YOUR_WRITES_SECONDS = env_int("READ_YOUR_WRITES_SECONDS", 5, minimum=1)
 DATABASE_REPLICA_COOLDOWN = env_float("DATABASE_REPLICA_COOLDOWN", 5.0)
-for _number, _url in enumerate(env_list("DATABASE_REPLICA_URLS"), start=1):
+for _number, _url in enumerate(env_urls("DATABASE_REPLICA_URLS"), start=1):
     _replica = _database(_url, variable="DATABASE_REPLICA_URLS")
     _replica["ENGINE"] = "project.db.backends.replica"
     _replica["TEST"] = {"MIRROR": "default"}

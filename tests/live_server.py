@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.db import connection, connections
@@ -24,19 +24,34 @@ from project.devservers.live import Server, live_gunicorn
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STARTUP_DEADLINE_S = 30.0
+# What project.settings adds to a URL's libpq options, from variables a test may set.
+SETTINGS_OPTIONS = frozenset({"connect_timeout", "options"})
 
 
 def database_url(settings_dict: dict[str, Any]) -> str:
-    """A DATABASE_URL for a Django database entry (a socket directory goes into ?host=)."""
+    """A DATABASE_URL for a Django database entry: its host lists as `h1:p1,h2:p2`, a socket
+    directory in ?host=, and its libpq options (target_session_attrs...) as the query."""
     user = quote(settings_dict["USER"] or "", safe="")
     password = quote(settings_dict["PASSWORD"] or "", safe="")
     credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
     host = settings_dict["HOST"] or ""
-    port = f":{settings_dict['PORT']}" if settings_dict["PORT"] else ""
     name = quote(settings_dict["NAME"], safe="")
+    query = {  # the URL's own options: not those the server's settings add (SETTINGS_OPTIONS)
+        key: value
+        for key, value in settings_dict["OPTIONS"].items()
+        if key not in SETTINGS_OPTIONS and isinstance(value, str | int) and not isinstance(value, bool)
+    }
     if host.startswith("/"):
-        return f"postgres://{credentials}{port}/{name}?host={quote(host, safe='')}"
-    return f"postgres://{credentials}{host}{port}/{name}"
+        port = f":{settings_dict['PORT']}" if settings_dict["PORT"] else ""
+        return f"postgres://{credentials}{port}/{name}?{urlencode({'host': host, **query})}"
+    hosts = host.split(",")
+    ports = str(settings_dict["PORT"] or "").split(",")
+    ports = ports * len(hosts) if len(ports) == 1 else ports
+    addresses = ",".join(
+        (f"[{each}]" if ":" in each else each) + (f":{port}" if port else "")
+        for each, port in zip(hosts, ports, strict=False)
+    )
+    return f"postgres://{credentials}{addresses}/{name}" + (f"?{urlencode(query)}" if query else "")
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
