@@ -2,11 +2,12 @@
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
 from django_redis import get_redis_connection
 
 from project.devservers import embedded
-from project.http.api import QUERY_TOO_SLOW
+from project.http.api import DATABASE_UNAVAILABLE, QUERY_TOO_SLOW
 from tests.conftest import client_for
 from tests.live_server import request, run_python, running_gunicorn
 
@@ -172,3 +173,19 @@ def test_content_negotiation_answers_as_drf_does(
     assert response.status_code == status
     if content_type is not None:
         assert response["Content-Type"] == content_type
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_refused_by_a_read_only_server_is_a_503(user) -> None:
+    """What a write meets on a primary demoted in a failover (or a standby): a transient 503."""
+    client = client_for(user)
+    with connection.cursor() as cursor:
+        cursor.execute("SET default_transaction_read_only = on")
+    try:
+        response = client.post("/api/posts/", {"title": "t", "body": "b"}, format="json")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET default_transaction_read_only")
+    assert response.status_code == 503, response.content
+    assert response.json() == {"detail": DATABASE_UNAVAILABLE}
+    assert response["Retry-After"]

@@ -1,7 +1,7 @@
 """What a database error means to the code that catches it."""
 
 from django.db import OperationalError
-from psycopg.errors import LockNotAvailable, QueryCanceled
+from psycopg.errors import LockNotAvailable, QueryCanceled, ReadOnlySqlTransaction
 
 
 class ReplicaLostError(OperationalError):
@@ -18,3 +18,9 @@ def query_cancelled(error: BaseException) -> bool:
 def lock_not_available(error: BaseException) -> bool:
     """Whether Django's OperationalError is PostgreSQL giving up a lock wait (lock_timeout)."""
     return isinstance(error.__cause__, LockNotAvailable)
+
+
+def read_only(error: BaseException) -> bool:
+    """Whether Django's InternalError is a write refused by a server in recovery: a primary
+    being demoted, or a standby reached while a failover moves the primary elsewhere."""
+    return isinstance(error.__cause__, ReadOnlySqlTransaction)

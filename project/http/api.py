@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.signals import setting_changed
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, InternalError, OperationalError
 from django.db.models.manager import BaseManager
 from django.dispatch import receiver
 from django.http import HttpRequest, JsonResponse
@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from project.db.errors import query_cancelled
+from project.db.errors import query_cancelled, read_only
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +263,8 @@ class OutputModelSerializer(serializers.ModelSerializer):
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, plus Django's ValidationError (raised by services) as a 400, and a
-    database that cannot be reached (down, restarting, a dropped connection) as a 503.
+    database that cannot be reached (down, restarting, a dropped connection, a primary gone
+    read-only in a failover) as a 503.
 
     Those database errors are transient, not bugs: a 503 with Retry-After tells clients and
     load balancers to try again, where a 500 would page someone for every in-flight request
@@ -273,7 +274,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, OperationalError) and query_cancelled(exc):
         logger.warning("query cancelled: %s", exc)
         return Response({"detail": QUERY_TOO_SLOW}, status=503, headers={"Retry-After": DATABASE_RETRY_AFTER})
-    if isinstance(exc, OperationalError | InterfaceError):
+    if isinstance(exc, OperationalError | InterfaceError) or (isinstance(exc, InternalError) and read_only(exc)):
         logger.warning("database unavailable: %s", exc)
         return Response({"detail": DATABASE_UNAVAILABLE}, status=503, headers={"Retry-After": DATABASE_RETRY_AFTER})
     if isinstance(exc, DjangoValidationError):
