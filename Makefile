@@ -19,7 +19,7 @@ JOBS_PIDFILE := .data/jobs.pid
 help:
 	@echo "make run    start Postline on http://127.0.0.1:8000 and its job worker (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
 	@echo "make test   run the test suite"
-	@echo "make faults run the fault tests (Redis, PostgreSQL, a worker failing under load) and show their counts"
+	@echo "make faults run the fault tests (Redis, PostgreSQL, a replica, the primary (Patroni), a worker failing under load) and show their counts"
 	@echo "make lint   ruff, ruff format --check, mypy, makemigrations --check, bandit, pip-audit"
 	@echo "make stop   stop the server, the job worker and the embedded PostgreSQL and Redis"
 	@echo "make fuzz   schemathesis against a live server (FUZZ_EXAMPLES, FUZZ_SECONDS)"
@@ -54,7 +54,7 @@ test: install
 
 # The fault tests print one line of counts each (docs/reliability.md); they also run in `make test`.
 faults: install
-	$(BIN)/python -m pytest -m faults -s tests/test_faults.py tests/test_replicas.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m faults -s tests/test_faults.py tests/test_replicas.py tests/test_failover.py $(PYTEST_ARGS)
 
 # bandit: the shipped code ([tool.bandit] in pyproject.toml). pip-audit: known vulnerabilities of
 # the installed packages, from PyPI's per-release JSON API (its only network use); where that
@@ -113,9 +113,10 @@ compare: $(LOAD_INSTALLED)
 soak: $(LOAD_INSTALLED)
 	$(BIN)/python -m loadtests.run --soak --users 40 --run-time 10m $(LOADTEST_ARGS)
 
-# System tools some tests use (promtool, Chromium for the admin browser test, PgBouncer); CI installs
+# System tools some tests use (promtool, Chromium for the admin browser test, PgBouncer, Patroni, etcd and HAProxy for the failover test); CI installs
 # them, a developer may too. Without them those tests skip and say why.
 ci-tools:
 	command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; }
 	[ -x /usr/bin/chromium ] || { apt-get update -qq && apt-get install -y -qq chromium; }
 	[ -x /usr/sbin/pgbouncer ] || { apt-get update -qq && apt-get install -y -qq --no-install-recommends pgbouncer; }
+	[ -x /usr/bin/patroni ] && [ -x /usr/bin/etcd ] && [ -x /usr/sbin/haproxy ] || { apt-get update -qq && apt-get install -y -qq --no-install-recommends patroni etcd-server haproxy; }
