@@ -14,6 +14,14 @@ scenario gets 1,000 real cursors at uniformly random positions of the feed, wher
 reference gets random post ids: the same kind of page, anywhere in the table.
 
     python -m loadtests.anchors --rounds 3        # writes docs/anchors/<date>.md and .json
+
+An A/B of a change: `--baseline DIR` adds the checkout in DIR (a git worktree of the commit
+without the change, its own `make install` done) as the target postline_wsgi_baseline, served
+exactly as postline_wsgi is; the rounds interleave the two, and the report ends with the
+median of the per-round ratios, scenario by scenario:
+
+    git worktree add /tmp/postline-a <commit> && make -C /tmp/postline-a install
+    python -m loadtests.anchors --rounds 5 --targets postline_wsgi --baseline /tmp/postline-a
 """
 
 import argparse
@@ -44,6 +52,8 @@ PORTS = {"postline_wsgi": 18003, "postline_asgi": 18004}
 CEILING_TARGET, CEILING_PORT = "postline_trivial_view", 18005
 # And the floor under it: Django with no middleware (loadtests/bare_django.py), same server.
 FLOOR_TARGET, FLOOR_PORT = "django_bare_view", 18006
+# `--baseline`: another checkout served as postline_wsgi is, for an A/B in the same run.
+BASELINE_TARGET, BASELINE_PORT = "postline_wsgi_baseline", 18007
 DEEP_CURSORS = 1_000
 USERS, POSTS = 100_000, 1_000_000
 REFERENCE = "fastapi_ref"
@@ -98,6 +108,58 @@ def postline_targets(cursors: list[str]) -> dict[str, dict[str, Any]]:
     }
     targets[FLOOR_TARGET]["start"] = [*targets[FLOOR_TARGET]["start"], "loadtests.bare_django:application"]
     return targets
+
+
+def baseline_target(targets: dict[str, dict[str, Any]], checkout: Path) -> dict[str, Any]:
+    """postline_wsgi's target served from `checkout` with that checkout's own virtualenv."""
+    gunicorn = checkout / ".venv" / "bin" / "gunicorn"
+    if not gunicorn.is_file():
+        raise SystemExit(f"anchors: {gunicorn} is missing; run `make install` in {checkout} first")
+    revision = subprocess.run(  # noqa: S603
+        ["git", "-C", str(checkout), "log", "-1", "--format=%h %s"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return (
+        targets["postline_wsgi"]
+        | _postline_server(BASELINE_PORT, "wsgi")
+        | {
+            "description": f"baseline for the A/B: {checkout} ({revision or 'not a git checkout'}), wsgi",
+            "cwd": str(checkout),
+            "start": [str(gunicorn), *GUNICORN_COMMAND[1:]],
+        }
+    )
+
+
+def ab_table(raw: dict[str, Any]) -> str:
+    """postline_wsgi against the baseline: per scenario, the median of the per-round ratios."""
+    by_round: dict[tuple[str, str, int], float] = {
+        (row["target"], row["scenario"], row["round"]): float(row["rps"])
+        for row in raw["rows"]
+        if row.get("scenario") and row.get("rps")
+    }
+    lines = [
+        "| scenario | baseline req/s (median) | this checkout req/s (median) | change (median of the rounds') "
+        "| per round |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for scenario in sorted({scenario for target, scenario, _ in by_round if target == BASELINE_TARGET}):
+        rounds = sorted(r for target, s, r in by_round if target == BASELINE_TARGET and s == scenario)
+        pairs = [
+            (by_round[(BASELINE_TARGET, scenario, r)], by_round[("postline_wsgi", scenario, r)])
+            for r in rounds
+            if ("postline_wsgi", scenario, r) in by_round
+        ]
+        if not pairs:
+            continue
+        changes = sorted(b / a - 1 for a, b in pairs)
+        baseline, current = (sorted(side)[len(side) // 2] for side in zip(*pairs, strict=True))
+        per_round = ", ".join(f"{b / a - 1:+.1%}" for a, b in pairs)
+        lines.append(
+            f"| {scenario} | {baseline:,.0f} | {current:,.0f} | {changes[len(changes) // 2]:+.1%} | {per_round} |"
+        )
+    return "\n".join(lines)
 
 
 def _postline_server(port: int, mode: str) -> dict[str, Any]:
@@ -173,13 +235,19 @@ def main() -> int:
         default=f"postline_wsgi,postline_asgi,fastapi_ref,{CEILING_TARGET},{FLOOR_TARGET},hello_asgi,pgbench_pk",
     )
     parser.add_argument("--report-dir", type=Path, default=REPORT_DIR)
+    parser.add_argument("--baseline", type=Path, help="another checkout to serve as postline_wsgi_baseline (A/B)")
     args = parser.parse_args()
+    if args.baseline and BASELINE_TARGET not in args.targets.split(","):
+        args.targets = f"{BASELINE_TARGET},{args.targets}"
     if not (ANCHORS_DIR / "bench.py").is_file():
         raise SystemExit(f"anchors: no harness at {ANCHORS_DIR} (set ANCHORS_DIR)")
 
     subprocess.run([str(ANCHORS_DIR / "services.sh"), "up"], check=True)  # noqa: S603
     prepare_database(DATABASE_URL, users=USERS, posts=POSTS)
-    copy = scratch_copy(postline_targets(deep_cursors(DEEP_CURSORS)))
+    targets = postline_targets(deep_cursors(DEEP_CURSORS))
+    if args.baseline:
+        targets[BASELINE_TARGET] = baseline_target(targets, args.baseline.resolve())
+    copy = scratch_copy(targets)
     args.report_dir.mkdir(parents=True, exist_ok=True)
     stem = args.report_dir / datetime.now(UTC).strftime("%Y-%m-%d-%H%M")
     command = [
@@ -203,9 +271,12 @@ def main() -> int:
     ]
     code = subprocess.run(command, check=False).returncode  # noqa: S603
     if Path(f"{stem}.json").is_file():
-        table = ratios(json.loads(Path(f"{stem}.json").read_text()))
+        raw = json.loads(Path(f"{stem}.json").read_text())
+        if args.baseline:
+            heading, table = f"## A/B: this checkout against {args.baseline}", ab_table(raw)
+        else:
+            heading, table = "## Postline vs the article stack (ratio of requests per second)", ratios(raw)
         with Path(f"{stem}.md").open("a") as report:
-            heading = "## Postline vs the article stack (ratio of requests per second)"
             report.write(f"\n{heading}\n\n{table}\n\ncommand: python -m loadtests.anchors {' '.join(sys.argv[1:])}\n")
         print(f"\n{table}\n\nreport: {stem}.md")  # noqa: T201
     shutil.rmtree(copy.parent, ignore_errors=True)
