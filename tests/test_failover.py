@@ -9,6 +9,7 @@ docs/reliability.md has the measured runs, docs/scale-out.md the design.
 
 import json
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -48,12 +49,15 @@ EVENTS = re.compile(r"crash|rewind|Failing over|demot|following a different lead
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PatroniCluster]:
     root = Path(tempfile.mkdtemp(prefix="pl-patroni-", dir="/tmp"))  # nosec B108 -- the postgres user must reach it
-    with patroni_cluster(root) as running:
-        leader = running.node(running.leader() or "")
-        leader.query(f"CREATE DATABASE {DATABASE}")
-        migrated = run_python("manage.py", "migrate", "--noinput", env={"DATABASE_URL": running.url(DATABASE)})
-        assert migrated.returncode == 0, migrated.stderr
-        yield running
+    try:
+        with patroni_cluster(root) as running:
+            leader = running.node(running.leader() or "")
+            leader.query(f"CREATE DATABASE {DATABASE}")
+            migrated = run_python("manage.py", "migrate", "--noinput", env={"DATABASE_URL": running.url(DATABASE)})
+            assert migrated.returncode == 0, migrated.stderr
+            yield running
+    finally:
+        shutil.rmtree(root, ignore_errors=True)  # three data directories and etcd's: ~500 MB
 
 
 @pytest.fixture
