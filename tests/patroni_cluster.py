@@ -29,7 +29,7 @@ import psycopg
 import yaml
 
 from project.devservers.live import free_port
-from project.devservers.postgres import PG_BIN, as_service_user, give_to_service_user, postgres_available
+from project.devservers.postgres import PG_BIN, Cluster, as_service_user, give_to_service_user, postgres_available
 
 PATRONI = shutil.which("patroni") or "/usr/bin/patroni"
 PATRONICTL = shutil.which("patronictl") or "/usr/bin/patronictl"
@@ -78,13 +78,10 @@ class Node:
         except (OSError, ValueError, IndexError):
             return None
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgres://postgres@127.0.0.1:{self.pg_port}/{database}"
-
-    def query(self, sql: str, params: tuple[Any, ...] = (), *, database: str = "postgres") -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.url(database), autocommit=True, connect_timeout=3) as connection:
-            cursor = connection.execute(sql, params)
-            return cursor.fetchall() if cursor.description else []
+    @property
+    def postgres(self) -> Cluster:
+        """The node's server, for project.devservers.postgres's url() and query()."""
+        return Cluster(data_dir=self.data_dir, port=self.pg_port)
 
 
 @dataclass
@@ -171,10 +168,10 @@ class PatroniCluster:
         (synchronous_commit = local), then its postmaster and the frozen senders are SIGKILLed.
         Its Patroni lives on; the diverged history makes the way back need pg_rewind."""
         node = self.node(name)
-        senders = [row[0] for row in node.query("SELECT pid FROM pg_stat_replication")]
+        senders = [row[0] for row in node.postgres.query("SELECT pid FROM pg_stat_replication")]
         for pid in senders:
             os.kill(pid, signal.SIGSTOP)
-        with psycopg.connect(node.url(), connect_timeout=3) as connection:
+        with psycopg.connect(node.postgres.url(), connect_timeout=3) as connection:
             connection.execute("SET LOCAL synchronous_commit = local")
             connection.execute("CREATE TABLE IF NOT EXISTS never_replicated (at timestamptz)")
             connection.execute("INSERT INTO never_replicated VALUES (now())")

@@ -52,7 +52,7 @@ def cluster() -> Iterator[PatroniCluster]:
     try:
         with patroni_cluster(root) as running:
             leader = running.node(running.leader() or "")
-            leader.query(f"CREATE DATABASE {DATABASE}")
+            leader.postgres.query("CREATE DATABASE postline")
             migrated = run_python("manage.py", "migrate", "--noinput", env={"DATABASE_URL": running.url(DATABASE)})
             assert migrated.returncode == 0, migrated.stderr
             yield running
@@ -192,7 +192,7 @@ def sign_up(load: Load) -> str:
 
 
 def missing_posts(cluster: PatroniCluster, leader: str, ids: list[int]) -> list[int]:
-    rows = cluster.node(leader).query("SELECT id FROM posts WHERE id = ANY(%s)", (ids,), database=DATABASE)
+    rows = cluster.node(leader).postgres.query("SELECT id FROM posts WHERE id = ANY(%s)", (ids,), database=DATABASE)
     return sorted(set(ids) - {row[0] for row in rows})
 
 
@@ -200,7 +200,7 @@ def check_posts(cluster: PatroniCluster, leader: str, load: Load) -> str:
     """Every acknowledged post is on `leader`, none twice (retries carried their key), and no
     more posts than acknowledged but for those still being retried at the end."""
     assert not missing_posts(cluster, leader, load.acknowledged)
-    titles = cluster.node(leader).query(
+    titles = cluster.node(leader).postgres.query(
         "SELECT count(*), count(DISTINCT title) FROM posts WHERE author_id IN "
         "(SELECT author_id FROM posts WHERE id = ANY(%s))",
         (load.acknowledged,),
