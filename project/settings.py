@@ -144,9 +144,8 @@ CORS_ALLOW_HEADERS = (*default_headers, "idempotency-key")
 CORS_EXPOSE_HEADERS = [
     "ETag",
     "Retry-After",
-    "RateLimit-Limit",
-    "RateLimit-Remaining",
-    "RateLimit-Reset",
+    "RateLimit-Policy",
+    "RateLimit",
     "Idempotent-Replayed",
 ]
 if CORS_ALLOWED_ORIGINS:

@@ -60,19 +60,37 @@ def test_a_high_limit_is_counted_in_batches_and_enforced_exactly(api_client, set
     assert statuses == [200] * 300 + [429]
 
 
+def rate_limit(value: str) -> tuple[str, int, int]:
+    """A `RateLimit` field's policy, remaining requests and seconds to the window's end."""
+    policy, remaining, reset = value.split(";")
+    assert remaining.startswith("r=")
+    assert reset.startswith("t=")
+    return policy, int(remaining[2:]), int(reset[2:])
+
+
 def test_rate_limit_headers_count_down_and_match_the_429(api_client, settings) -> None:
     with_rates(settings, anon="3/day")
     responses = [api_client.get("/api/posts/") for _ in range(4)]
     assert [r.status_code for r in responses] == [200, 200, 200, 429]
-    assert [r["RateLimit-Limit"] for r in responses] == ["3"] * 4
-    assert [r["RateLimit-Remaining"] for r in responses] == ["2", "1", "0", "0"]
+    assert [r["RateLimit-Policy"] for r in responses] == ['"anon";q=3;w=86400'] * 4
+    limits = [rate_limit(r["RateLimit"]) for r in responses]
+    assert [(policy, remaining) for policy, remaining, _ in limits] == [('"anon"', n) for n in (2, 1, 0, 0)]
     refused = responses[-1]
-    assert refused["RateLimit-Reset"] == refused["Retry-After"]
+    assert limits[-1][2] == int(refused["Retry-After"])
     assert 0 < int(refused["Retry-After"]) <= 86_400
 
 
+def test_each_policy_names_its_scope(user, settings) -> None:
+    with_rates(settings, user="50/day")
+    response = client_for(user).get("/api/posts/")
+    assert response["RateLimit-Policy"] == '"user";q=50;w=86400'
+    assert rate_limit(response["RateLimit"])[:2] == ('"user"', 49)
+
+
 def test_an_unthrottled_response_carries_no_rate_limit_header(api_client) -> None:
-    assert "RateLimit-Limit" not in api_client.get("/healthz")
+    response = api_client.get("/healthz")
+    assert "RateLimit" not in response
+    assert "RateLimit-Policy" not in response
 
 
 @pytest.mark.django_db(transaction=True)
@@ -81,8 +99,9 @@ def test_rate_limit_headers_count_down_across_two_workers(tmp_path) -> None:
     with running_gunicorn(tmp_path, env={"THROTTLE_ANON": "8/day"}) as server:
         answers = [request(f"{server.base_url}/api/posts/") for _ in range(9)]
     assert [status for status, _, _ in answers] == [200] * 8 + [429]
-    assert [headers["RateLimit-Remaining"] for _, headers, _ in answers] == [*map(str, range(7, -1, -1)), "0"]
-    assert answers[-1][1]["RateLimit-Reset"] == answers[-1][1]["Retry-After"]
+    limits = [rate_limit(headers["RateLimit"]) for _, headers, _ in answers]
+    assert [remaining for _, remaining, _ in limits] == [*range(7, -1, -1), 0]
+    assert limits[-1][2] == int(answers[-1][1]["Retry-After"])
 
 
 def test_throttling_fails_open_when_redis_is_down(api_client, own_redis, settings) -> None:

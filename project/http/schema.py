@@ -24,14 +24,16 @@ ERROR_SCHEMA = {
 
 # project/http/throttling.py sends them on every response of a throttled view, 429 or not.
 RATE_LIMIT_HEADERS = {
-    "RateLimit-Limit": {
-        "description": "Requests allowed in the current window (draft-ietf-httpapi-ratelimit-headers-07).",
-        "schema": {"type": "integer"},
+    "RateLimit-Policy": {
+        "description": "The quota of this request's throttle (draft-ietf-httpapi-ratelimit-headers-10): "
+        '`"anon";q=300;w=86400` is 300 requests a day per client address. Policies: `anon` (signed out, '
+        "per address), `user` (signed in, per user), `auth` (the token endpoint, per address).",
+        "schema": {"type": "string"},
     },
-    "RateLimit-Remaining": {"description": "Requests left in the current window.", "schema": {"type": "integer"}},
-    "RateLimit-Reset": {
-        "description": "Seconds until the window ends (on a 429, the same as Retry-After).",
-        "schema": {"type": "integer"},
+    "RateLimit": {
+        "description": 'What is left of that quota: `"anon";r=12;t=30` is 12 requests left in a window that '
+        "ends in 30 seconds (on a 429, `t` is the Retry-After).",
+        "schema": {"type": "string"},
     },
 }
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}

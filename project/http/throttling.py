@@ -18,6 +18,7 @@ When Redis cannot be reached the request is allowed (fail open); the circuit bre
 connection class keeps that from costing a timeout per request.
 """
 
+import functools
 import math
 import threading
 import time
@@ -128,21 +129,30 @@ class WindowRateThrottle(BaseThrottle):
             except redis.RedisError:
                 return True
             state.flushed_total = used
-        _announce(view, limit=limit, used=used, reset=math.ceil(self._wait))
+        policy = _policy(scope, limit, period)
+        _announce(view, scope=scope, policy=policy, remaining=max(0, limit - used), reset=math.ceil(self._wait))
         return used <= limit
 
     def wait(self) -> float | None:
         return math.ceil(self._wait) if self._wait is not None else None
 
 
-def _announce(view: Any, *, limit: int, used: int, reset: int) -> None:
-    """The rate-limit headers of draft-ietf-httpapi-ratelimit-headers (-07: RateLimit-Limit,
-    -Remaining, -Reset in seconds, the 429's Retry-After), on every throttled response, 429 or
-    not. DRF copies a view's `headers` into its response (APIView.finalize_response), so this
-    costs no round trip and no middleware. Remaining is exact where the decision is (a batch
-    below the limit); farther below it counts what this process knows."""
+@functools.cache
+def _policy(scope: str, limit: int, period: int) -> str:
+    """A scope's `RateLimit-Policy` value: the same on every response, so built once."""
+    return f'"{scope}";q={limit};w={period}'
+
+
+def _announce(view: Any, *, scope: str, policy: str, remaining: int, reset: int) -> None:
+    """The rate-limit headers of draft-ietf-httpapi-ratelimit-headers (-08 to -10):
+    `RateLimit-Policy: "anon";q=300;w=86400` (the scope's quota and window in seconds) and
+    `RateLimit: "anon";r=12;t=30` (requests left, seconds until the window ends: on a 429 the
+    Retry-After), on every throttled response, 429 or not. Two fields rather than the three of
+    -06 (RateLimit-Limit, -Remaining, -Reset): a third less of Django's header machinery on
+    every request. DRF copies a view's `headers` into its response (APIView.finalize_response),
+    so this costs no round trip and no middleware. Remaining is exact where the decision is (a
+    batch below the limit); farther below it counts what this process knows."""
     headers = getattr(view, "headers", None)
     if isinstance(headers, dict):
-        headers["RateLimit-Limit"] = str(limit)
-        headers["RateLimit-Remaining"] = str(max(0, limit - used))
-        headers["RateLimit-Reset"] = str(reset)
+        headers["RateLimit-Policy"] = policy
+        headers["RateLimit"] = f'"{scope}";r={remaining};t={reset}'
