@@ -1,4 +1,5 @@
-"""ASGI entry point (gunicorn + uvicorn workers): pooled database connections."""
+"""ASGI entry point (gunicorn + uvicorn workers): pooled database connections, sync views in a
+pool of threads (project/server/handler.py)."""
 
 import os
 
@@ -7,6 +8,9 @@ os.environ.setdefault("SERVER_MODE", "asgi")
 os.environ.setdefault("DB_STATEMENT_TIMEOUT_MS", "5000")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
-from django.core.asgi import get_asgi_application
+import django
 
-application = get_asgi_application()
+from project.server.handler import PostlineASGIHandler
+
+django.setup(set_prefix=False)
+application = PostlineASGIHandler()

@@ -71,8 +71,6 @@ INSTALLED_APPS = [
     # Swagger UI's files served from our own static files: no third-party origin in the CSP.
     "drf_spectacular_sidecar",
     "django_prometheus",
-    # System checks of its settings (the static files middleware under ASGI).
-    "servestatic",
     "project",
     "users",
     "posts",
@@ -95,11 +93,13 @@ METRICS_TOKEN = env_str("METRICS_TOKEN")
 if PRODUCTION and METRICS_TOKEN and len(METRICS_TOKEN) < 32:
     raise ConfigurationError("METRICS_TOKEN is too short: use at least 32 random characters")
 
-# Under ASGI every middleware must be async-capable: a sync-only one makes Django run it, and
-# every middleware above it, in a thread per request, and each MiddlewareMixin hook costs a
+# Every middleware is both sync- and async-capable. Under ASGI a request for a sync view runs
+# this stack sync, whole in a thread (project/server/handler.py), and one for an async view runs
+# it on the event loop, where a sync-only middleware would make Django run it, and every
+# middleware above it, in a thread per request, and each MiddlewareMixin hook would cost a
 # thread hop (docs/performance.md, issue 5). project.http.middleware's subclasses of Django's
-# middlewares run their I/O-free hooks on the event loop. Static files: WhiteNoise under WSGI,
-# its async fork ServeStatic (same files, same headers) under ASGI.
+# middlewares run their I/O-free hooks on the event loop; static files are WhiteNoise's, on
+# either side (StaticFilesMiddleware).
 # Requests are counted and timed once, by RequestMetricsMiddleware (postline_http_*, what the
 # alert rules read); django-prometheus's two middlewares counted the same requests again as
 # django_http_* at 68 us a request (docs/performance.md).
@@ -108,9 +108,7 @@ MIDDLEWARE = [
     "project.http.middleware.RequestIdMiddleware",
     "project.http.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "servestatic.middleware.ServeStaticMiddleware"
-    if SERVER_MODE == "asgi"
-    else "whitenoise.middleware.WhiteNoiseMiddleware",
+    "project.http.middleware.StaticFilesMiddleware",
     # Before anything reads the database: where this request's reads go (project/db/routing.py).
     "project.http.middleware.ReadYourWritesMiddleware",
     "project.http.middleware.SessionMiddleware",

@@ -115,7 +115,7 @@ def collect_csp_violations(page: Page) -> list[str]:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("server_mode", ["wsgi", "asgi"])
 def test_landing_admin_and_swagger_ui_work_in_chromium_under_the_csp(tmp_path: Path, server_mode: str) -> None:
-    """Static files (WhiteNoise under WSGI, ServeStatic under ASGI), the admin's scripts, its
+    """Static files (WhiteNoise, under WSGI and ASGI), the admin's scripts, its
     session and messages, and Swagger UI all work, and the browser reports no CSP violation."""
     staff = UserFactory.create(email="staff.member@example.com", name="Staff Member", is_staff=True, is_superuser=True)
     UserFactory.create_batch(3)

@@ -1,5 +1,5 @@
-"""Request ids, access logs, request metrics, the Content-Security-Policy and read-your-writes
-pinning (project/db/routing.py), under WSGI and ASGI.
+"""Request ids, access logs, request metrics, the Content-Security-Policy, read-your-writes
+pinning (project/db/routing.py) and static files, under WSGI and ASGI.
 
 Every middleware here follows Django's hybrid pattern (sync_capable and async_capable): under
 ASGI it runs as a coroutine on the event loop. A sync-only middleware, or a MiddlewareMixin
@@ -32,6 +32,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.utils.functional import SimpleLazyObject, empty
 from rest_framework.settings import api_settings
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 from project.db import routing
 from project.observability import metrics
@@ -101,6 +102,38 @@ class HybridMiddleware:
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:
             markcoroutinefunction(self)
+
+
+class StaticFilesMiddleware(WhiteNoiseMiddleware):
+    """WhiteNoise, sync and async. Finding a file is a dict lookup (WhiteNoise indexes the static
+    files at start-up; only development's autorefresh looks on disk), so the async call needs no
+    thread, and Django streams the file like any FileResponse. Under ASGI static files are
+    served with the sync views (project/server/handler.py); the async side keeps the async
+    views' stack free of thread hops."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: GetResponse | AsyncGetResponse) -> None:
+        super().__init__(get_response)
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def _static_file(self, request: HttpRequest) -> Any:
+        return self.find_file(request.path_info) if self.autorefresh else self.files.get(request.path_info)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
+        static_file = self._static_file(request)
+        return self.get_response(request) if static_file is None else self.serve(static_file, request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        static_file = self._static_file(request)
+        if static_file is None:
+            return await self.get_response(request)
+        return self.serve(static_file, request)
 
 
 class _HybridMiddleware(HybridMiddleware):

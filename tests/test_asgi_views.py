@@ -1,0 +1,83 @@
+"""Under ASGI a sync view's request runs whole in a thread, side by side with others, and an
+async view's on the event loop (project/server/handler.py).
+
+With Django's ASGI handler the two sync requests below would queue for the one thread it runs
+sync views in: the first would wait at the barrier for a second that never starts.
+"""
+
+import asyncio
+import threading
+
+import pytest
+from asgiref.testing import ApplicationCommunicator
+from django.core.handlers.asgi import ASGIRequest
+from django.core.handlers.wsgi import WSGIRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+
+from project.server.handler import PostlineASGIHandler
+
+both_running = threading.Barrier(2, timeout=5)
+threads: list[int] = []
+
+
+def wait_for_the_other(request: HttpRequest) -> HttpResponse:
+    assert isinstance(request, WSGIRequest)
+    threads.append(threading.get_ident())
+    both_running.wait()
+    return HttpResponse("both ran")
+
+
+async def on_the_loop(request: HttpRequest) -> HttpResponse:
+    assert isinstance(request, ASGIRequest)
+    return HttpResponse("async")
+
+
+urlpatterns = [path("both/", wait_for_the_other), path("async/", on_the_loop)]
+
+
+async def get(application: PostlineASGIHandler, url: str) -> tuple[int, bytes]:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": url,
+        "raw_path": url.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("testserver", 80),
+    }
+    exchange = ApplicationCommunicator(application, scope)
+    await exchange.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start = await exchange.receive_output(timeout=10)
+    body = await exchange.receive_output(timeout=10)
+    await exchange.wait(timeout=10)
+    return start["status"], body["body"]
+
+
+@pytest.mark.urls("tests.test_asgi_views")
+def test_two_sync_views_run_at_once_each_in_a_thread() -> None:
+    threads.clear()
+    both_running.reset()
+    application = PostlineASGIHandler()
+
+    async def two_at_once() -> list[tuple[int, bytes]]:
+        return list(await asyncio.gather(get(application, "/both/"), get(application, "/both/")))
+
+    assert asyncio.run(two_at_once()) == [(200, b"both ran")] * 2
+    assert len(set(threads)) == 2
+    assert threading.get_ident() not in threads
+
+
+@pytest.mark.urls("tests.test_asgi_views")
+def test_an_async_view_is_served_by_djangos_asgi_handler() -> None:
+    assert asyncio.run(get(PostlineASGIHandler(), "/async/")) == (200, b"async")
+
+
+@pytest.mark.urls("tests.test_asgi_views")
+def test_a_path_no_view_answers_gets_djangos_404() -> None:
+    assert asyncio.run(get(PostlineASGIHandler(), "/nothing/"))[0] == 404
