@@ -14,6 +14,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
 
 from project.server.handler import PostlineASGIHandler
 
@@ -33,15 +34,24 @@ async def on_the_loop(request: HttpRequest) -> HttpResponse:
     return HttpResponse("async")
 
 
-urlpatterns = [path("both/", wait_for_the_other), path("async/", on_the_loop)]
+bodies: list[bytes] = []
 
 
-async def get(application: PostlineASGIHandler, url: str) -> tuple[int, bytes]:
-    scope = {
+@csrf_exempt
+def echo(request: HttpRequest) -> HttpResponse:
+    bodies.append(request.body)
+    return HttpResponse(request.body)
+
+
+urlpatterns = [path("both/", wait_for_the_other), path("async/", on_the_loop), path("echo/", echo)]
+
+
+def http_scope(url: str, method: str = "GET") -> dict[str, object]:
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "GET",
+        "method": method,
         "scheme": "http",
         "path": url,
         "raw_path": url.encode(),
@@ -51,7 +61,10 @@ async def get(application: PostlineASGIHandler, url: str) -> tuple[int, bytes]:
         "client": ("127.0.0.1", 40000),
         "server": ("testserver", 80),
     }
-    exchange = ApplicationCommunicator(application, scope)
+
+
+async def get(application: PostlineASGIHandler, url: str) -> tuple[int, bytes]:
+    exchange = ApplicationCommunicator(application, http_scope(url))
     await exchange.send_input({"type": "http.request", "body": b"", "more_body": False})
     start = await exchange.receive_output(timeout=10)
     body = await exchange.receive_output(timeout=10)
@@ -81,3 +94,31 @@ def test_an_async_view_is_served_by_djangos_asgi_handler() -> None:
 @pytest.mark.urls("tests.test_asgi_views")
 def test_a_path_no_view_answers_gets_djangos_404() -> None:
     assert asyncio.run(get(PostlineASGIHandler(), "/nothing/"))[0] == 404
+
+
+@pytest.mark.urls("tests.test_asgi_views")
+def test_a_body_sent_in_chunks_reaches_the_view_whole() -> None:
+    async def post_in_two_chunks() -> tuple[int, bytes]:
+        exchange = ApplicationCommunicator(PostlineASGIHandler(), http_scope("/echo/", "POST"))
+        await exchange.send_input({"type": "http.request", "body": b'{"title": ', "more_body": True})
+        await exchange.send_input({"type": "http.request", "body": b'"two chunks"}', "more_body": False})
+        start = await exchange.receive_output(timeout=10)
+        body = await exchange.receive_output(timeout=10)
+        return start["status"], body["body"]
+
+    assert asyncio.run(post_in_two_chunks()) == (200, b'{"title": "two chunks"}')
+
+
+@pytest.mark.urls("tests.test_asgi_views")
+def test_a_client_that_leaves_before_its_whole_body_runs_no_view() -> None:
+    bodies.clear()
+
+    async def post_then_leave() -> bool:
+        exchange = ApplicationCommunicator(PostlineASGIHandler(), http_scope("/echo/", "POST"))
+        await exchange.send_input({"type": "http.request", "body": b'{"title": ', "more_body": True})
+        await exchange.send_input({"type": "http.disconnect"})
+        await exchange.wait(timeout=10)
+        return await exchange.receive_nothing()
+
+    assert asyncio.run(post_then_leave())
+    assert bodies == []
