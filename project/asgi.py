@@ -1,5 +1,5 @@
-"""ASGI entry point (gunicorn + uvicorn workers): pooled database connections, sync views in a
-pool of threads (project/server/handler.py)."""
+"""ASGI entry point (gunicorn + uvicorn workers): pooled database connections, async views on
+the event loop and every other request whole in a thread (project/server/handler.py)."""
 
 import os
 

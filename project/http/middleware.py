@@ -1,10 +1,11 @@
 """Request ids, access logs, request metrics, the Content-Security-Policy, read-your-writes
 pinning (project/db/routing.py) and static files, under WSGI and ASGI.
 
-Every middleware here follows Django's hybrid pattern (sync_capable and async_capable): under
-ASGI it runs as a coroutine on the event loop. A sync-only middleware, or a MiddlewareMixin
-hook, costs a thread hop per request (sync_to_async) under ASGI: docs/performance.md measured
-them. The subclasses of four of Django's own run their hooks inline on the event loop
+Every middleware here follows Django's hybrid pattern (sync_capable and async_capable): a
+plain call for sync views (under ASGI too, where project/server/handler.py runs their requests
+whole in a thread), a coroutine on the event loop for async views. There a sync-only
+middleware, or a MiddlewareMixin hook, costs a thread hop per request (sync_to_async):
+docs/performance.md measured them. The subclasses of four of Django's own run their hooks inline on the event loop
 (_InlineHooks).
 
 RequestIdMiddleware goes first in MIDDLEWARE, so that its id covers every log line of the
@@ -331,8 +332,8 @@ def _wrote_recently(request: HttpRequest) -> bool:
 class ReadYourWritesMiddleware(HybridMiddleware):
     """Pins a client's reads to the primary while its last write may not have reached a replica.
 
-    Sync and async (Django's hybrid pattern): under ASGI it runs on the event loop, and its
-    one Redis write goes to a worker thread of its own. Not used without replicas.
+    Sync and async (Django's hybrid pattern): for an async view it runs on the event loop, and
+    its one Redis write goes to a worker thread of its own. Not used without replicas.
     """
 
     def __init__(self, get_response: GetResponse | AsyncGetResponse) -> None:
