@@ -104,6 +104,7 @@ def test_a_body_sent_in_chunks_reaches_the_view_whole() -> None:
         await exchange.send_input({"type": "http.request", "body": b'"two chunks"}', "more_body": False})
         start = await exchange.receive_output(timeout=10)
         body = await exchange.receive_output(timeout=10)
+        await exchange.wait(timeout=10)
         return start["status"], body["body"]
 
     assert asyncio.run(post_in_two_chunks()) == (200, b'{"title": "two chunks"}')
