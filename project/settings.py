@@ -199,8 +199,9 @@ STORAGES = {
 
 # --- Database -------------------------------------------------------------------------------
 # Under WSGI (gthread workers) each thread keeps its connection open between requests
-# (CONN_MAX_AGE + health checks). Under ASGI persistent connections leak (a new thread per
-# request), so the ASGI entry point switches to Django's psycopg pool with CONN_MAX_AGE = 0.
+# (CONN_MAX_AGE + health checks). Under ASGI the process's threads (DB_POOL_SIZE of them for
+# sync views, project/server/handler.py, and Django's for the async views' sync calls) share
+# Django's psycopg pool, each request handing its connection back (CONN_MAX_AGE = 0).
 # The pool size per process defaults to the brief's formula for the host (cores x 2 + 1).
 
 if PRODUCTION and not (env_str("DATABASE_URL") and env_str("REDIS_URL")):
