@@ -63,13 +63,20 @@ def http_scope(url: str, method: str = "GET") -> dict[str, object]:
     }
 
 
-async def get(application: PostlineASGIHandler, url: str) -> tuple[int, bytes]:
-    exchange = ApplicationCommunicator(application, http_scope(url))
-    await exchange.send_input({"type": "http.request", "body": b"", "more_body": False})
+async def answer(application: PostlineASGIHandler, scope: dict[str, object], *chunks: bytes) -> tuple[int, bytes]:
+    """Sends the body in `chunks` (none: an empty one), returns the status and the body."""
+    exchange = ApplicationCommunicator(application, scope)
+    chunks = chunks or (b"",)
+    for number, chunk in enumerate(chunks, start=1):
+        await exchange.send_input({"type": "http.request", "body": chunk, "more_body": number < len(chunks)})
     start = await exchange.receive_output(timeout=10)
     body = await exchange.receive_output(timeout=10)
-    await exchange.wait(timeout=10)
+    await exchange.wait(timeout=10)  # else an a2wsgi thread may wait on an ended loop forever
     return start["status"], body["body"]
+
+
+async def get(application: PostlineASGIHandler, url: str) -> tuple[int, bytes]:
+    return await answer(application, http_scope(url))
 
 
 @pytest.mark.urls("tests.test_asgi_views")
@@ -99,13 +106,7 @@ def test_a_path_no_view_answers_gets_djangos_404() -> None:
 @pytest.mark.urls("tests.test_asgi_views")
 def test_a_body_sent_in_chunks_reaches_the_view_whole() -> None:
     async def post_in_two_chunks() -> tuple[int, bytes]:
-        exchange = ApplicationCommunicator(PostlineASGIHandler(), http_scope("/echo/", "POST"))
-        await exchange.send_input({"type": "http.request", "body": b'{"title": ', "more_body": True})
-        await exchange.send_input({"type": "http.request", "body": b'"two chunks"}', "more_body": False})
-        start = await exchange.receive_output(timeout=10)
-        body = await exchange.receive_output(timeout=10)
-        await exchange.wait(timeout=10)
-        return start["status"], body["body"]
+        return await answer(PostlineASGIHandler(), http_scope("/echo/", "POST"), b'{"title": ', b'"two chunks"}')
 
     assert asyncio.run(post_in_two_chunks()) == (200, b'{"title": "two chunks"}')
 

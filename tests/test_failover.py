@@ -52,7 +52,7 @@ def cluster() -> Iterator[PatroniCluster]:
     try:
         with patroni_cluster(root) as running:
             leader = running.node(running.leader() or "")
-            leader.postgres.query("CREATE DATABASE postline")
+            leader.postgres.query(f"CREATE DATABASE {DATABASE}")
             migrated = run_python("manage.py", "migrate", "--noinput", env={"DATABASE_URL": running.url(DATABASE)})
             assert migrated.returncode == 0, migrated.stderr
             yield running

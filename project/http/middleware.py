@@ -105,21 +105,16 @@ class HybridMiddleware:
             markcoroutinefunction(self)
 
 
-class StaticFilesMiddleware(WhiteNoiseMiddleware):
+class StaticFilesMiddleware(WhiteNoiseMiddleware, HybridMiddleware):
     """WhiteNoise, sync and async. Finding a file is a dict lookup (WhiteNoise indexes the static
     files at start-up; only development's autorefresh looks on disk), so the async call needs no
     thread, and Django streams the file like any FileResponse. Under ASGI static files are
     served with the sync views (project/server/handler.py); the async side keeps the async
     views' stack free of thread hops."""
 
-    sync_capable = True
-    async_capable = True
-
     def __init__(self, get_response: GetResponse | AsyncGetResponse) -> None:
-        super().__init__(get_response)
-        self.async_mode = iscoroutinefunction(get_response)
-        if self.async_mode:
-            markcoroutinefunction(self)
+        WhiteNoiseMiddleware.__init__(self, get_response)  # indexes the static files
+        HybridMiddleware.__init__(self, get_response)
 
     def _static_file(self, request: HttpRequest) -> Any:
         return self.find_file(request.path_info) if self.autorefresh else self.files.get(request.path_info)
@@ -133,7 +128,7 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         static_file = self._static_file(request)
         if static_file is None:
-            return await self.get_response(request)
+            return await self.get_response(request)  # type: ignore[misc]
         return self.serve(static_file, request)
 
 
