@@ -32,9 +32,11 @@ full costs less than the weekly candidates for it (Search.first_plan); else WEEK
 word the statistics do not know is taken as rare (it was below their cut-off at ANALYZE). A
 scan that ends short of a page gives way to the index plan; an index plan still running after
 SEARCH_PLAN_TIMEOUT_MS (a search that became common since ANALYZE) gives way to the scan.
-Each plan forbids the others' scans for its statement (SET LOCAL in a transaction).
+Each plan forbids the others' scans for its statement: set_config(..., true) sent with it in
+one string, which PostgreSQL runs as one implicit transaction.
 """
 
+import functools
 import math
 import re
 import threading
@@ -61,25 +63,27 @@ PLANS = (SCAN, INDEX, WEEKS)
 # The week of posts_search_weeks_gin's keys: posts_search_week() of migration 0006.
 WEEK_SECONDS = 604_800
 
-# Each plan forbids the others' scans for one statement (SET LOCAL), and none may read the whole
-# table. The index plans' bitmaps get work_mem enough to stay exact: a lossy bitmap rechecks
+# Each plan forbids the others' scans for one statement (set_config local to it), and none may
+# read the whole table. The index plans' bitmaps get work_mem enough to stay exact: a lossy bitmap rechecks
 # every post of its pages.
 _BITMAP_ONLY = {"enable_indexscan": "off", "enable_seqscan": "off", "work_mem": "64MB"}
 _PLAN_SETTINGS = {SCAN: {"enable_bitmapscan": "off", "enable_seqscan": "off"}, INDEX: _BITMAP_ONLY, WEEKS: _BITMAP_ONLY}
 
 _STATISTICS_SQL = """
-SELECT greatest(c.reltuples, 0), s.most_common_elems::text::text[], s.most_common_elem_freqs
+SELECT greatest(c.reltuples, 0), s.most_common_elems::text::text[], s.most_common_elem_freqs,
+    (SELECT min(created_at) FROM posts), (SELECT max(created_at) FROM posts)
 FROM pg_class AS c
 LEFT JOIN pg_stats AS s
     ON s.schemaname = current_schema() AND s.tablename = 'posts' AND s.attname = 'search_document'
 WHERE c.oid = 'posts'::regclass
 """
-# The query's index tree, and the oldest and newest post it can find (where a WEEKS plan starts
-# and ends): two index lookups in the same round trip.
-_TREE_SQL = """
-SELECT querytree(websearch_to_tsquery(%s::regconfig, %s)),
-    (SELECT min(created_at) FROM posts WHERE TRUE{author}),
-    (SELECT max(created_at) FROM posts WHERE TRUE{author})
+# The query's index tree: what the GIN indexes can use of it.
+_TREE_SQL = "SELECT querytree(websearch_to_tsquery(%s::regconfig, %s))"
+# The oldest and newest post a search can find (where a WEEKS plan starts and ends), and {more}:
+# index lookups, in the round trip of the first statement that needs them.
+_SPAN_SQL = """
+SELECT (SELECT min(created_at) FROM posts WHERE TRUE{author}),
+    (SELECT max(created_at) FROM posts WHERE TRUE{author}){more}
 """
 
 # The posts a plan considers: the matches that pass {where} (the author, the cursor's seek or
@@ -172,6 +176,8 @@ class Hit:
 class Statistics:
     posts: float
     shares: dict[str, float]
+    # Over the whole table: the weekly index's candidates for a word are every author's.
+    posts_per_week: float
     taken_at: float
 
 
@@ -188,8 +194,14 @@ class _StatisticsCache:
             return current
         with connections[alias].cursor() as cursor:
             cursor.execute(_STATISTICS_SQL)
-            posts, words, shares = cursor.fetchone()
-        fresh = Statistics(float(posts), dict(zip(words or (), shares or (), strict=False)), time.monotonic())
+            posts, words, shares, oldest, newest = cursor.fetchone()
+        weeks = _week(newest) - _week(oldest) + 1 if oldest is not None and newest is not None else 0
+        fresh = Statistics(
+            float(posts),
+            dict(zip(words or (), shares or (), strict=False)),
+            float(posts) / weeks if weeks else 0.0,
+            time.monotonic(),
+        )
         with self._lock:
             self._by_alias[alias] = fresh
         return fresh
@@ -261,10 +273,8 @@ class Search:
     # such a search goes to posts_search_weeks_gin instead of the GIN index on search_document.
     words: tuple[str, ...] = ()
     posts: float = 0.0  # posts in the table, as the statistics last counted them
+    posts_per_week: float = 0.0  # likewise
     author_id: int | None = None
-    # The oldest and newest post the search can find (its author's, with one); None without posts.
-    oldest: datetime | None = None
-    newest: datetime | None = None
 
     @property
     def matches_nothing(self) -> bool:
@@ -291,27 +301,27 @@ class Search:
         weeks_us = max(ESTIMATE_MARGIN * fill, self.posts_per_week * self.share) * WEEKLY_CANDIDATE_US
         return SCAN if scan_us <= weeks_us else WEEKS
 
-    @property
-    def posts_per_week(self) -> float:
-        if self.newest is None or self.oldest is None:
-            return 0.0
-        return self.posts / (_week(self.newest) - _week(self.oldest) + 1)
-
 
 def parse(text: str, *, author_id: int | None = None) -> Search:
-    """The search for `text`: its index tree and time span (one round trip) and its estimated
-    share of posts."""
-    alias = router.db_for_read(Post)
-    known = statistics.get(alias)
-    author, author_params = _author(author_id)
-    with connections[alias].cursor() as cursor:
-        cursor.execute(_TREE_SQL.format(author=author), [SEARCH_CONFIG, text, *author_params, *author_params])
-        tree, oldest, newest = cursor.fetchone()
-    tree = str(tree or "")
+    """The search for `text`: its index tree and its estimated share of posts. No round trip
+    but the first time a process sees the text (and the statistics' every few minutes)."""
+    known = statistics.get(router.db_for_read(Post))
+    tree = query_tree(text)
     words = required_words(tree)
     weekly = words if words and all(word in known.shares for word in words) else ()
     share = estimate_share(tree, known.shares)
-    return Search(text, tree, share, weekly, known.posts, author_id, oldest, newest)
+    return Search(text, tree, share, weekly, known.posts, known.posts_per_week, author_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def query_tree(text: str) -> str:
+    """querytree() of the text's tsquery: it depends on the text and the text search
+    configuration only, so each process asks PostgreSQL once per text (a round trip of ~0.3 ms
+    of CPU on both sides, a twentieth of a search)."""
+    with connections[router.db_for_read(Post)].cursor() as cursor:
+        cursor.execute(_TREE_SQL, [SEARCH_CONFIG, text])
+        (tree,) = cursor.fetchone()
+    return str(tree or "")
 
 
 def required_words(tree: str) -> tuple[str, ...]:
@@ -400,19 +410,20 @@ def _week_by_week(
     statistics expect to hold `wanted` matches twice over, then twice as far each time, until
     its rows are `enough` or no week is left. Counted in posts, not weeks, the span follows the
     posts' density: a quiet spell holds few posts, and a week of bulk imports many."""
-    if search.newest is None or search.oldest is None:
+    start_id = start[1] if start else None
+    away = _posts_expected(search, wanted)
+    oldest_at, newest_at, beyond = _span(search, also=_ids_away(start_id, away, reverse=reverse))
+    if oldest_at is None or newest_at is None:
         return []
-    oldest, newest = _week(search.oldest), _week(search.newest)
+    oldest, newest = _week(oldest_at), _week(newest_at)
 
     def within_posts(moment: datetime) -> int:
         # A cursor outside the posts' span (a tampered one, say) starts at its edge.
         return min(max(_week(moment), oldest), newest)
 
-    first = within_posts(start[0] if start else search.newest)
+    first = within_posts(start[0] if start else newest_at)
     last = newest if reverse else oldest
-    away = _posts_expected(search, wanted)
     while True:
-        beyond = _post_ids_away(start[1] if start else None, away, reverse=reverse)
         # Ids are handed out in creation order; a post dated out of that order moves the span's
         # end at most back to `first`.
         far = last if beyond is None else within_posts(beyond)
@@ -421,6 +432,7 @@ def _week_by_week(
         if rows is None or enough(rows) or far == last:
             return rows
         away *= 2
+        beyond = _post_ids_away(start_id, away, reverse=reverse)
 
 
 def _posts_expected(search: Search, wanted: int) -> int:
@@ -453,12 +465,23 @@ def _ids_away(start_id: int | None, away: int, *, reverse: bool) -> Fragment:
     return sql, [*([] if start_id is None else [start_id]), away]
 
 
+def _span(search: Search, *, also: Fragment = ("", [])) -> tuple[Any, ...]:
+    """The oldest and newest post `search` can find (None without posts), and the value of the
+    scalar query `also` if given: one round trip."""
+    author, author_params = _author(search.author_id)
+    more = f", ({also[0]})" if also[0] else ""
+    with connections[router.db_for_read(Post)].cursor() as cursor:
+        cursor.execute(_SPAN_SQL.format(author=author, more=more), [*author_params, *author_params, *also[1]])
+        return tuple(cursor.fetchone())
+
+
 def _window_weeks(search: Search, oldest_at: datetime, newest_at: datetime) -> tuple[int, int]:
     """The weeks of a window's edges, newest first, within the posts' span (a tampered cursor's
     edges may lie centuries apart)."""
-    if search.newest is None or search.oldest is None:
+    first_at, last_at = _span(search)
+    if first_at is None or last_at is None:
         return (0, -1)  # no posts: an empty range
-    low, high = _week(search.oldest), _week(search.newest)
+    low, high = _week(first_at), _week(last_at)
     return (min(max(_week(newest_at), low), high), min(max(_week(oldest_at), low), high))
 
 
@@ -505,7 +528,8 @@ def _relevant(search: Search, page: PageQuery) -> tuple[list[Hit], list[Any] | N
             # of the window's weeks. Within the window's bounds any plan finds the same matches.
             plan = search.index_plan
         bounds = (_WINDOW_BOUNDS, [oldest_at, oldest_at, oldest_id, newest_at, newest_at, newest_id])
-        rows = run(plan, bounds, _window_weeks(search, oldest_at, newest_at), time_limited=False) or []
+        weeks = _window_weeks(search, oldest_at, newest_at) if plan == WEEKS else None
+        rows = run(plan, bounds, weeks, time_limited=False) or []
         return [Hit(*row[:3]) for row in rows], page.state
     plan, rows = _planned(search, page, attempt, found=lambda rows: rows[0][7] if rows else 0, fill=window)
     if not rows:
@@ -586,18 +610,32 @@ def _run(plan: str, sql: str, params: list[Any], *, time_limited: bool) -> list[
     if time_limited:
         values["statement_timeout"] = str(settings.SEARCH_PLAN_TIMEOUT_MS)
     calls = ", ".join("set_config(%s, %s, true)" for _ in values)
+    # The settings and the search in one string (client-side binding sends it as one simple
+    # query): PostgreSQL runs it as one implicit transaction, which the settings end with. No
+    # BEGIN and ROLLBACK, two round trips of the four this took.
+    statement = f"SELECT {calls};\n{sql}"
+    statement_params = [*(part for pair in values.items() for part in pair), *params]
 
     def read(alias: str) -> list[tuple[Any, ...]]:
         with connections[alias].cursor() as cursor:
-            cursor.execute(f"SELECT {calls}", [part for pair in values.items() for part in pair])
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        # Undo the SET LOCALs even inside an outer transaction (a rolled-back savepoint).
+            cursor.execute(statement, statement_params)
+            cursor.nextset()
+            return cursor.fetchall()
+
+    def rolled_back(alias: str) -> list[tuple[Any, ...]]:
+        rows = read(alias)
         transaction.set_rollback(True, using=alias)
         return rows
 
+    alias = router.db_for_read(Post)
     try:
-        return read_transaction(Post, read)
+        if connections[alias].in_atomic_block:
+            # Inside a transaction the settings would outlive the statement: a savepoint,
+            # rolled back, undoes them.
+            return read_transaction(Post, rolled_back)
+        # Alone, the statement is safe to repeat: the replica backend runs it again on the
+        # primary if its connection is lost.
+        return read(alias)
     except OperationalError as error:
         if time_limited and query_cancelled(error):
             return None

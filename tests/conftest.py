@@ -44,6 +44,7 @@ def _empty_cache() -> Iterator[None]:
     no throttle counts held back in this process and a closed circuit breaker."""
     redis_cache = cast(RedisCache, cache)
     search.statistics.clear()  # each test's ANALYZE (or none) is what its searches see
+    search.query_tree.cache_clear()  # query counts do not depend on the tests run before
     breaker.reset()
     throttling.local_counts.clear()
     redis_cache.delete_pattern("*")

@@ -4,7 +4,6 @@ the plan each search shape gets and the plans' SQL (EXPLAIN)."""
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from itertools import pairwise
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -214,14 +213,20 @@ def test_newest_without_a_search_is_the_feed(api_client) -> None:
 # --- queries and plans -------------------------------------------------------------------------
 
 
+def search_statements(queries: CaptureQueriesContext) -> list[tuple[str, str]]:
+    """Each search statement a request ran, split into its plan's settings and the search."""
+    return [
+        tuple(query["sql"].split(";\n", 1))  # type: ignore[misc]
+        for query in queries.captured_queries
+        if "set_config" in query["sql"]
+    ]
+
+
 def plans_run(queries: CaptureQueriesContext) -> list[str]:
     """The plans a request ran, in order (a WEEKS plan's batches once), from each search
     statement and the settings set before it."""
-    captured = [query["sql"] for query in queries.captured_queries]
     plans: list[str] = []
-    for settings_sql, statement in pairwise(captured):
-        if "set_config" not in settings_sql:
-            continue
+    for settings_sql, statement in search_statements(queries):
         if "posts_search_week_keys" in statement:
             plan = search.WEEKS
         else:
@@ -231,13 +236,39 @@ def plans_run(queries: CaptureQueriesContext) -> list[str]:
     return plans
 
 
+PLAN_SETTINGS = ("enable_seqscan", "enable_indexscan", "enable_bitmapscan", "work_mem", "statement_timeout")
+
+
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("ordering", search.ORDERINGS)
-def test_a_search_page_costs_a_fixed_number_of_queries(api_client, django_assert_num_queries, ordering) -> None:
+def test_a_search_leaves_no_plan_setting_on_its_connection(api_client, settings, ordering) -> None:
+    """The settings end with the search's statement (one implicit transaction): a persistent or
+    pooled connection serves the next request with PostgreSQL's own planner."""
+    settings.SEARCH_PLAN_TIMEOUT_MS = 5_000
+    posts_at(*[f"Harbor {index}." for index in range(30)], "A lighthouse.")
+    analyze()  # harbor is common (scanned), lighthouse rare (the index plan, time-limited)
+
+    def current() -> tuple[str, ...]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT " + ", ".join("current_setting(%s)" for _ in PLAN_SETTINGS), PLAN_SETTINGS)
+            return tuple(cursor.fetchone())
+
+    before = current()
+    for text in ("harbor", "lighthouse"):
+        assert api_client.get(URL, {"search": text, "ordering": ordering}).status_code == 200
+        assert current() == before
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("ordering", search.ORDERINGS)
+def test_a_search_page_costs_two_queries(api_client, django_assert_num_queries, ordering) -> None:
+    """Outside a transaction, as in production: the plan's settings and the search in one
+    statement, then the page's posts. The statistics and the query tree are read once per
+    process; inside a transaction (other tests) the search also takes a savepoint."""
     posts_at(*[f"Harbor {index}." for index in range(30)])
     search.statistics.get("default")  # read once per process every SEARCH_STATISTICS_TTL seconds
-    # The query tree; the plan's settings and the search inside a savepoint, rolled back and
-    # released (the test's transaction; in production BEGIN and ROLLBACK); the page's posts.
-    with django_assert_num_queries(7):
+    search.query_tree("harbor")  # once per process and text
+    with django_assert_num_queries(2):
         assert len(ids(api_client.get(URL, {"search": "harbor", "ordering": ordering}))) == 20
 
 
@@ -326,14 +357,11 @@ def explained(client, query: Mapping[str, object]) -> list[str]:
     with CaptureQueriesContext(connection) as queries:
         response = client.get(URL, query)
     assert response.status_code == 200
-    captured = [q["sql"] for q in queries.captured_queries]
     found = []
-    for index, sql in enumerate(captured):
-        if "set_config" not in sql:
-            continue
+    for settings_sql, statement in search_statements(queries):
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(sql.replace("'statement_timeout'", "'application_name'"))
-            cursor.execute("EXPLAIN " + captured[index + 1])
+            cursor.execute(settings_sql.replace("'statement_timeout'", "'application_name'"))
+            cursor.execute("EXPLAIN " + statement)
             found.append("\n".join(row[0] for row in cursor.fetchall()))
             transaction.set_rollback(True)
     return found
@@ -408,8 +436,7 @@ def test_one_authors_common_word_walks_their_index(api_client, corpus) -> None:
 )
 def test_the_first_plan_weighs_walking_posts_against_weekly_candidates(share, fill, plan) -> None:
     """10M posts over 156 weeks (the bench's seed): ~64,000 posts a week."""
-    newest = timezone.now()
-    found = search.Search("word", "'word'", share, ("word",), 10_000_000.0, None, newest - timedelta(weeks=155), newest)
+    found = search.Search("word", "'word'", share, ("word",), 10_000_000.0, 10_000_000.0 / 156)
     assert found.first_plan(20, fill=fill) == plan
 
 
