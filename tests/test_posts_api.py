@@ -1,6 +1,8 @@
 import pytest
 
+from posts import selectors
 from posts.models import Post
+from posts.serializers import PostSerializer
 from tests.conftest import client_for
 from tests.factories import PostFactory, UserFactory
 
@@ -76,6 +78,20 @@ def test_post_reads_load_only_the_author_columns_they_show(api_client, django_as
         for column in ("password", "email", "metadata", "last_login", "created_at"):
             assert f'"users"."{column}"' not in sql, (path, column)
         assert '"posts"."search_document"' not in sql
+
+
+def test_posts_by_ids_loads_what_a_post_read_loads_in_the_order_asked(django_assert_num_queries) -> None:
+    """posts_by_ids (search pages) writes the ORM's query by hand: same posts, same fields, and
+    nothing more to load when they are shown."""
+    posts = PostFactory.create_batch(3)
+    wanted = [posts[2].pk, 424242, posts[0].pk]
+    with django_assert_num_queries(1):
+        found = selectors.posts_by_ids(wanted)
+    assert [post.pk for post in found] == [posts[2].pk, posts[0].pk]
+    with django_assert_num_queries(0):
+        shown = PostSerializer(found, many=True).data
+    assert shown == [PostSerializer(selectors.post_get(post_id=post.pk)).data for post in found]
+    assert selectors.posts_by_ids([]) == []
 
 
 @pytest.mark.parametrize("path", ["/api/posts/424242/", "/api/posts/x/", "/api/posts/" + "9" * 19 + "/"])
