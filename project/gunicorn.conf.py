@@ -19,14 +19,14 @@ from project.server.capacity import cpu_count
 server_mode = env_choice("SERVER_MODE", "wsgi", {"wsgi", "asgi"})
 os.environ["SERVER_MODE"] = server_mode
 
+# Either worker model listens only while its worker holds no more connections than any other:
+# on the shared socket below, the stock workers often take a whole burst of keep-alive
+# connections into one worker while the other idles (project/server/balance.py).
 if server_mode == "asgi":
     wsgi_app = "project.asgi:application"
-    worker_class = "uvicorn_worker.UvicornWorker"
+    worker_class = "project.server.asgi_worker.BalancedUvicornWorker"
 else:
     wsgi_app = "project.wsgi:application"
-    # gthread, where a worker listens only while it holds no more connections than any other:
-    # on the shared socket below, the stock worker often takes a whole burst of keep-alive
-    # connections while the other idles (project/server/worker.py).
     worker_class = "project.server.worker.BalancedThreadWorker"
     threads = env_int("GUNICORN_THREADS", 4, minimum=1)
 

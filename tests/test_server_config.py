@@ -3,7 +3,7 @@
 Requests are parsed by gunicorn_h1c's C parser, not the pure-Python one. The workers share the
 master's listening socket (no SO_REUSEPORT): a socket of each worker's own would die with the
 worker and reset the connections queued on it (tests/test_faults.py, docs/performance.md); they
-still share a burst of keep-alive connections evenly (project/server/worker.py).
+still share a burst of keep-alive connections evenly (project/server/balance.py).
 """
 
 import os
@@ -67,7 +67,7 @@ def worker_pids(master_pid: int) -> list[int]:
 
 def wait_until_every_worker_serves(master_pid: int, workers: int = 2, deadline_s: float = 30.0) -> None:
     """/readyz answered means one worker serves; a worker still loading the application is not
-    counted yet (project/server/worker.py), so a burst then goes to the others. A worker has
+    counted yet (project/server/balance.py), so a burst then goes to the others. A worker has
     loaded the application once orjson's library is mapped (the master never imports it)."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
@@ -80,10 +80,12 @@ def wait_until_every_worker_serves(master_pid: int, workers: int = 2, deadline_s
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_burst_of_keep_alive_connections_is_shared_by_the_workers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("server_mode", ["wsgi", "asgi"])
+def test_a_burst_of_keep_alive_connections_is_shared_by_the_workers(tmp_path: Path, server_mode: str) -> None:
     """32 connections opened at once, as a load balancer's pool or wrk opens them, and kept:
-    each of the two workers holds half (the stock gthread worker often takes all of them)."""
-    with running_gunicorn(tmp_path) as server:
+    each of the two workers holds half (the stock gthread and uvicorn workers often take all of
+    them into one)."""
+    with running_gunicorn(tmp_path, env={"SERVER_MODE": server_mode}) as server:
         port = int(server.base_url.rsplit(":", 1)[1])
         wait_until_every_worker_serves(server.process.pid)
         sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
@@ -99,3 +101,25 @@ def test_a_burst_of_keep_alive_connections_is_shared_by_the_workers(tmp_path: Pa
                 sock.close()
     assert sum(held) == 32
     assert held[-1] - held[0] <= 2, held
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("server_mode", ["wsgi", "asgi"])
+def test_pairs_of_connections_opened_one_after_another_are_split(tmp_path: Path, server_mode: str) -> None:
+    """A client reconnecting right after closing (wrk's next run, a pool recycling its
+    connections): each worker has counted its closed connections by then, so a pair is split
+    again (a count published late let one worker take every pair)."""
+    with running_gunicorn(tmp_path, env={"SERVER_MODE": server_mode}) as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        wait_until_every_worker_serves(server.process.pid)
+        for _ in range(5):
+            sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+            for sock in sockets:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            for sock in sockets:
+                assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            held = sorted(established_connections(pid, port) for pid in worker_pids(server.process.pid))
+            for sock in sockets:
+                sock.close()
+            assert held == [1, 1]
+            time.sleep(0.05)
