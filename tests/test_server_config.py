@@ -6,9 +6,11 @@ worker and reset the connections queued on it (tests/test_faults.py, docs/perfor
 still share a burst of keep-alive connections evenly (project/server/balance.py).
 """
 
+import gc
 import os
 import runpy
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -123,3 +125,18 @@ def test_pairs_of_connections_opened_one_after_another_are_split(tmp_path: Path,
                 sock.close()
             assert held == [1, 1]
             time.sleep(0.05)
+
+
+def test_each_worker_freezes_what_it_loaded_and_shortens_the_gil_switch(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """gunicorn calls post_worker_init in each worker once the application is loaded."""
+    hook = gunicorn_config(monkeypatch, tmp_path, "wsgi").post_worker_init
+    switch_interval = sys.getswitchinterval()
+    try:
+        hook(None)
+        assert gc.get_freeze_count() > 0
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+    finally:
+        gc.unfreeze()
+        sys.setswitchinterval(switch_interval)
