@@ -64,8 +64,8 @@ PLANS = (SCAN, INDEX, WEEKS)
 WEEK_SECONDS = 604_800
 
 # Each plan forbids the others' scans for one statement (set_config local to it), and none may
-# read the whole table. The index plans' bitmaps get work_mem enough to stay exact: a lossy bitmap rechecks
-# every post of its pages.
+# read the whole table. The index plans' bitmaps get work_mem enough to stay exact: a lossy
+# bitmap rechecks every post of its pages.
 _BITMAP_ONLY = {"enable_indexscan": "off", "enable_seqscan": "off", "work_mem": "64MB"}
 _PLAN_SETTINGS = {SCAN: {"enable_bitmapscan": "off", "enable_seqscan": "off"}, INDEX: _BITMAP_ONLY, WEEKS: _BITMAP_ONLY}
 
