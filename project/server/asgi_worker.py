@@ -19,7 +19,7 @@ from gunicorn.arbiter import Arbiter
 from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
-from project.server.balance import RECHECK_SECONDS, Turn
+from project.server.balance import RECHECK_SECONDS, TakesTurns, Turn
 
 logger = logging.getLogger("uvicorn.error")
 # How often a worker that is listening publishes its count: its count matters to the others
@@ -119,15 +119,7 @@ class _BalancedServer(Server):
             self._accepted -= 1
 
 
-class BalancedUvicornWorker(UvicornWorker):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.turn = Turn()
-
-    def init_process(self) -> None:
-        self.turn.starting()
-        super().init_process()
-
+class BalancedUvicornWorker(TakesTurns, UvicornWorker):
     async def _serve(self) -> None:
         """UvicornWorker._serve, with the balanced server."""
         self.config.app = self.wsgi

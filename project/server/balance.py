@@ -20,6 +20,7 @@ replacement, which is counted only once it has loaded the application and can se
 import ctypes
 import multiprocessing
 import os
+from typing import Any
 
 MAX_WORKERS = 256
 RECHECK_SECONDS = 0.005
@@ -87,3 +88,16 @@ class Turn:
             if pid > 0 and pid != me and _table[slot * 2 + CONNECTIONS] < connections and _alive(pid):
                 return False
         return True
+
+
+class TakesTurns:
+    """For a gunicorn worker class: a slot claimed in the master, and not counted by the others
+    while the worker loads the application."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.turn = Turn()
+
+    def init_process(self) -> None:
+        self.turn.starting()
+        super().init_process()  # type: ignore[misc]

@@ -4,18 +4,10 @@ from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
 
-from project.server.balance import RECHECK_SECONDS, Turn
+from project.server.balance import RECHECK_SECONDS, TakesTurns
 
 
-class BalancedThreadWorker(ThreadWorker):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.turn = Turn()
-
-    def init_process(self) -> None:
-        self.turn.starting()
-        super().init_process()
-
+class BalancedThreadWorker(TakesTurns, ThreadWorker):
     def run(self) -> None:
         self.turn.serving(self.nr_conns)
         super().run()
