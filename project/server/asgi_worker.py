@@ -22,8 +22,8 @@ from uvicorn_worker import UvicornWorker
 from project.server.balance import RECHECK_SECONDS, TakesTurns, Turn
 
 logger = logging.getLogger("uvicorn.error")
-# How often a worker that is listening publishes its count: its count matters to the others
-# when they wait for their turn, and they look every RECHECK_SECONDS.
+# A worker publishes its count at each accept and as each connection ends; besides, a listening
+# worker publishes it this often, and one waiting for its turn looks every RECHECK_SECONDS.
 PUBLISH_SECONDS = 0.1
 
 
