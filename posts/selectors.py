@@ -35,13 +35,14 @@ def post_list(*, author_id: int | None = None) -> QuerySet[Post]:
 
 
 # What _posts() loads (POST_FIELDS), in the SQL the ORM writes for it, written once.
-_POST_COLUMNS = ("id", "author_id", "title", "body", "created_at", "updated_at")
-_AUTHOR_COLUMNS = ("id", "name")
-_POSTS_BY_IDS_SQL = """
-SELECT posts.id, posts.author_id, posts.title, posts.body, posts.created_at, posts.updated_at, users.name
-FROM posts INNER JOIN users ON users.id = posts.author_id
-WHERE posts.id = ANY(%s)
-"""
+_POST_COLUMNS = tuple(field.attname for field in Post._meta.concrete_fields if field.name in POST_FIELDS)
+_AUTHOR_COLUMNS = tuple(name.removeprefix("author__") for name in POST_FIELDS if name.startswith("author__"))
+_POSTS_BY_IDS = "SELECT {columns} FROM posts INNER JOIN users ON users.id = posts.author_id WHERE posts.id = ANY(%s)"
+_POSTS_BY_IDS_SQL = _POSTS_BY_IDS.format(
+    columns=", ".join(
+        [*(f"posts.{column}" for column in _POST_COLUMNS), *(f"users.{column}" for column in _AUTHOR_COLUMNS)]
+    )
+)
 
 
 def posts_by_ids(ids: Sequence[int]) -> list[Post]:
@@ -59,7 +60,7 @@ def posts_by_ids(ids: Sequence[int]) -> list[Post]:
     found = {}
     for row in rows:
         post = Post.from_db(alias, _POST_COLUMNS, row[: len(_POST_COLUMNS)])
-        author = User.from_db(alias, _AUTHOR_COLUMNS, (post.author_id, row[-1]))
+        author = User.from_db(alias, _AUTHOR_COLUMNS, row[len(_POST_COLUMNS) :])
         Post.author.field.set_cached_value(post, author)  # as select_related() does
         found[post.pk] = post
     return [found[post_id] for post_id in ids if post_id in found]

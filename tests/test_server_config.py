@@ -81,6 +81,20 @@ def wait_until_every_worker_serves(master_pid: int, workers: int = 2, deadline_s
     raise AssertionError(f"{workers} workers did not load the application within {deadline_s} s")
 
 
+def answered_connections(port: int, count: int) -> list[socket.socket]:
+    """`count` connections opened at once, each answered one request and kept open."""
+    sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+    for sock in sockets:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    for sock in sockets:
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    return sockets
+
+
+def held_by_each_worker(master_pid: int, port: int) -> list[int]:
+    return sorted(established_connections(pid, port) for pid in worker_pids(master_pid))
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("server_mode", ["wsgi", "asgi"])
 def test_a_burst_of_keep_alive_connections_is_shared_by_the_workers(tmp_path: Path, server_mode: str) -> None:
@@ -90,14 +104,9 @@ def test_a_burst_of_keep_alive_connections_is_shared_by_the_workers(tmp_path: Pa
     with running_gunicorn(tmp_path, env={"SERVER_MODE": server_mode}) as server:
         port = int(server.base_url.rsplit(":", 1)[1])
         wait_until_every_worker_serves(server.process.pid)
-        sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
+        sockets = answered_connections(port, 32)
         try:
-            for sock in sockets:
-                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            for sock in sockets:
-                assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-            workers = worker_pids(server.process.pid)
-            held = sorted(established_connections(pid, port) for pid in workers)
+            held = held_by_each_worker(server.process.pid, port)
         finally:
             for sock in sockets:
                 sock.close()
@@ -115,12 +124,8 @@ def test_pairs_of_connections_opened_one_after_another_are_split(tmp_path: Path,
         port = int(server.base_url.rsplit(":", 1)[1])
         wait_until_every_worker_serves(server.process.pid)
         for _ in range(5):
-            sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
-            for sock in sockets:
-                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            for sock in sockets:
-                assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-            held = sorted(established_connections(pid, port) for pid in worker_pids(server.process.pid))
+            sockets = answered_connections(port, 2)
+            held = held_by_each_worker(server.process.pid, port)
             for sock in sockets:
                 sock.close()
             assert held == [1, 1]

@@ -5,8 +5,8 @@ Every middleware here follows Django's hybrid pattern (sync_capable and async_ca
 plain call for sync views (under ASGI too, where project/server/handler.py runs their requests
 whole in a thread), a coroutine on the event loop for async views. There a sync-only
 middleware, or a MiddlewareMixin hook, costs a thread hop per request (sync_to_async):
-docs/performance.md measured them. The subclasses of four of Django's own run their hooks inline on the event loop
-(_InlineHooks).
+docs/performance.md measured them. The subclasses of four of Django's own run their hooks
+inline on the event loop (_InlineHooks).
 
 RequestIdMiddleware goes first in MIDDLEWARE, so that its id covers every log line of the
 request and its access line times the whole middleware stack. RequestMetricsMiddleware is
