@@ -227,7 +227,7 @@ def plans_run(queries: CaptureQueriesContext) -> list[str]:
     statement and the settings set before it."""
     plans: list[str] = []
     for settings_sql, statement in search_statements(queries):
-        if "posts_search_week_keys" in statement:
+        if "posts_search_keys" in statement:
             plan = search.WEEKS
         else:
             plan = search.SCAN if "enable_bitmapscan" in settings_sql else search.INDEX
