@@ -1,7 +1,8 @@
 from django_prometheus.db.backends.postgresql import base
 
+from project.db.backends.datetimes import NativeTimestampsMixin
 from project.db.backends.health import SocketHealthCheckMixin
 
 
-class DatabaseWrapper(SocketHealthCheckMixin, base.DatabaseWrapper):
+class DatabaseWrapper(NativeTimestampsMixin, SocketHealthCheckMixin, base.DatabaseWrapper):
     pass
