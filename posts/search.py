@@ -113,8 +113,11 @@ _AUTHOR_POSTS_BACK = (
 # as an operator, the GIN index on search_document would join the weekly bitmap (BitmapAnd) and
 # read the words' whole posting lists again. {keys}: the week's key of each word, written out
 # ("week::text || ':databas'"): a SQL function building them ran once per week, ~9 % of the
-# statement (migration 0007).
-_WEEKS = """generate_series(%s::bigint, %s::bigint, %s) AS week,
+# statement (migration 0007). The weeks come in the statement's order, and the statement orders
+# by week first (_by_time): PostgreSQL then sorts week by week (Incremental Sort) and stops
+# reading weeks once its LIMIT is met, so weeks past the page or window cost nothing (two
+# words' window over a 41-week span of 10M posts: 21 weeks read, 8.0 -> 2.4 ms).
+_WEEKS = """(SELECT week FROM generate_series(%s::bigint, %s::bigint, %s) AS week ORDER BY week {direction}) AS weeks,
 LATERAL (
     SELECT id, created_at, search_document FROM posts
     WHERE posts_search_keys(created_at, search_document) @> ARRAY[{keys}]
@@ -126,7 +129,7 @@ WHERE TRUE{where}"""
 _NEWEST_SQL = """
 SELECT id, created_at, NULL::float8 AS rank
 FROM {source}
-ORDER BY created_at {direction}, id {direction}
+ORDER BY {by_time}
 LIMIT %s
 """
 # The window (newest matches, with their rank), its edges for the cursor, and one page of it by
@@ -135,7 +138,7 @@ _RELEVANCE_SQL = """
 WITH candidates AS MATERIALIZED (
     SELECT id, created_at, ts_rank(search_document, websearch_to_tsquery(%s::regconfig, %s))::float8 AS rank
     FROM {source}
-    ORDER BY created_at DESC, id DESC
+    ORDER BY {by_time}
     LIMIT %s
 )
 SELECT c.id, c.created_at, c.rank, oldest.created_at, oldest.id, newest.created_at, newest.id,
@@ -389,7 +392,7 @@ def _newest_rows(search: Search, plan: str, page: PageQuery, *, time_limited: bo
 
     def run(weeks: tuple[int, int] | None) -> Rows | None:
         source, params = _source(search, plan, seek, start_id=start_id, reverse=page.reverse, weeks=weeks)
-        sql = _NEWEST_SQL.format(source=source, direction=direction)
+        sql = _NEWEST_SQL.format(source=source, by_time=_by_time(plan, direction))
         return _run(plan, sql, [*params, page.limit], time_limited=time_limited)
 
     if plan != WEEKS:
@@ -503,7 +506,7 @@ def _relevant(search: Search, page: PageQuery) -> tuple[list[Hit], list[Any] | N
         # Within a window's bounds a plan reads all the window spans, however many posts that is
         # now (a post committed late between them included), so the window stays the same.
         source, params = _source(search, plan, bounds, bounded=bool(bounds[0]), weeks=weeks)
-        sql = _RELEVANCE_SQL.format(source=source, seek=seek_sql, direction=direction)
+        sql = _RELEVANCE_SQL.format(source=source, by_time=_by_time(plan, "DESC"), seek=seek_sql, direction=direction)
         params = [SEARCH_CONFIG, search.text, *params, window, *seek_params, page.limit]
         return _run(plan, sql, params, time_limited=time_limited)
 
@@ -584,7 +587,8 @@ def _source(
             raise ValueError("a WEEKS plan reads given weeks")
         step = 1 if weeks[1] >= weeks[0] else -1
         keys = ", ".join("week::text || %s" for _ in search.words)
-        source = _WEEKS.format(keys=keys, author=author, where=condition[0])
+        direction = "ASC" if reverse else "DESC"
+        source = _WEEKS.format(direction=direction, keys=keys, author=author, where=condition[0])
         week_suffixes = [f":{word}" for word in search.words]
         return source, [*weeks, step, *week_suffixes, *matches, *author_params, *condition[1]]
     if plan == INDEX:
@@ -601,6 +605,13 @@ def _source(
         post, post_params = _ids_away(start_id, settings.SEARCH_SCAN_POSTS - 1, reverse=reverse)
     end = _SCAN_END.format(towards="<=" if reverse else ">=", post=post, end="infinity" if reverse else "-infinity")
     return _MATCHES.format(where=where + end), [*matches, *params, *post_params]
+
+
+def _by_time(plan: str, direction: str) -> str:
+    """The order of matches by time, newest first (oldest with ASC); for WEEKS by their week
+    first, the order its source hands the weeks over in."""
+    order = f"created_at {direction}, id {direction}"
+    return f"week {direction}, {order}" if plan == WEEKS else order
 
 
 def _week(moment: datetime) -> int:

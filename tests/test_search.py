@@ -371,6 +371,9 @@ SCAN_PLAN = re.compile(r"Index Scan using posts_created_idx on posts.*\n.*Index 
 AUTHOR_SCAN_PLAN = re.compile(r"Index Scan using posts_author_created_idx on posts", re.MULTILINE)
 INDEX_PLAN = re.compile(r"Bitmap Index Scan on posts_search_document_gin")
 WEEKS_PLAN = re.compile(r"Bitmap Index Scan on posts_search_weeks_gin")
+WEEK_BY_WEEK_SORT = re.compile(
+    r"Incremental Sort.*\n.*Sort Key: week\.week (DESC|ASC).*\n.*Presorted Key: week\.week", re.MULTILINE
+)
 SCAN_PAGE_PLAN = re.compile(r"Index Scan using posts_created_idx on posts")
 
 
@@ -402,6 +405,16 @@ def test_common_words_seldom_together_are_found_week_by_week(api_client, corpus)
             assert WEEKS_PLAN.search(plan), plan
             assert "posts_search_document_gin" not in plan
             assert "posts_created_idx" not in plan
+
+
+def test_a_weekly_plan_sorts_week_by_week_and_stops_at_its_limit(api_client, corpus) -> None:
+    """Over many weeks PostgreSQL sorts the matches a week at a time (the weeks come newest
+    first) and stops reading weeks once the page or window is full."""
+    with connection.cursor() as cursor:  # the corpus spread over ~40 weeks, in id order
+        cursor.execute("UPDATE posts SET created_at = now() - ((SELECT max(id) FROM posts) - id) * interval '2 hours'")
+    for ordering in search.ORDERINGS:
+        for plan in explained(api_client, {"search": "beacon harbor", "ordering": ordering}):
+            assert WEEK_BY_WEEK_SORT.search(plan), plan
 
 
 def test_cursor_pages_keep_to_their_plans_and_out_of_the_btree(api_client, corpus) -> None:
