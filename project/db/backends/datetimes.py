@@ -43,7 +43,7 @@ class UTCTimestamptzLoader(adapt.Loader):
         # calls it directly, without a Python frame of ours per value.
         self.load = self._native.load  # type: ignore[method-assign]
 
-    def load(self, data: Any) -> Any:  # what __init__ puts in its place, said once more
+    def load(self, data: Any) -> Any:  # the Loader protocol's method; instances use the attribute
         return self._native.load(data)
 
 
