@@ -6,13 +6,14 @@ import datetime
 import pytest
 from django.db import connection, connections
 from django.db.backends.postgresql.psycopg_any import register_tzloader
+from psycopg import adapters
 from psycopg.pq import Format
 
 from project.db.backends.datetimes import UTCTimestamptzLoader
 
 pytestmark = pytest.mark.django_db
 
-TIMESTAMPTZ_OID = 1184
+TIMESTAMPTZ_OID = adapters.types["timestamptz"].oid
 # Microseconds, both ends of Python's range, another offset, a daylight-saving change in Paris.
 VALUES = """
 SELECT value FROM (VALUES
