@@ -12,7 +12,8 @@ import pytest
 from asgiref.testing import ApplicationCommunicator
 from django.core.handlers.asgi import ASGIRequest
 from django.core.handlers.wsgi import WSGIRequest
-from django.http import HttpRequest, HttpResponse
+from django.core.signals import request_finished
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
@@ -43,7 +44,17 @@ def echo(request: HttpRequest) -> HttpResponse:
     return HttpResponse(request.body)
 
 
-urlpatterns = [path("both/", wait_for_the_other), path("async/", on_the_loop), path("echo/", echo)]
+def stream(request: HttpRequest) -> StreamingHttpResponse:
+    threads.append(threading.get_ident())
+    return StreamingHttpResponse(iter([b"one ", b"two"]))
+
+
+urlpatterns = [
+    path("both/", wait_for_the_other),
+    path("async/", on_the_loop),
+    path("echo/", echo),
+    path("stream/", stream),
+]
 
 
 def http_scope(url: str, method: str = "GET") -> dict[str, object]:
@@ -71,7 +82,7 @@ async def answer(application: PostlineASGIHandler, scope: dict[str, object], *ch
         await exchange.send_input({"type": "http.request", "body": chunk, "more_body": number < len(chunks)})
     start = await exchange.receive_output(timeout=10)
     body = await exchange.receive_output(timeout=10)
-    await exchange.wait(timeout=10)  # else an a2wsgi thread may wait on an ended loop forever
+    await exchange.wait(timeout=10)  # else a streaming thread may wait on an ended loop forever
     return start["status"], body["body"]
 
 
@@ -124,3 +135,42 @@ def test_a_client_that_leaves_before_its_whole_body_runs_no_view() -> None:
 
     assert asyncio.run(post_then_leave())
     assert bodies == []
+
+
+@pytest.mark.urls("tests.test_asgi_views")
+def test_a_response_is_finished_in_the_thread_that_ran_its_view() -> None:
+    """request_finished hands the thread's database connection back to the pool: in any other
+    thread it would hand back another's, or none."""
+    threads.clear()
+    finished_in: list[int] = []
+
+    def record(**kwargs: object) -> None:
+        finished_in.append(threading.get_ident())
+
+    request_finished.connect(record)
+    try:
+        assert asyncio.run(get(PostlineASGIHandler(), "/echo/"))[0] == 200
+    finally:
+        request_finished.disconnect(record)
+    assert len(finished_in) == 1
+    assert finished_in[0] != threading.get_ident()
+
+
+@pytest.mark.urls("tests.test_asgi_views")
+def test_a_streaming_response_is_sent_chunk_by_chunk_from_its_thread() -> None:
+    threads.clear()
+
+    async def streamed() -> list[dict[str, object]]:
+        exchange = ApplicationCommunicator(PostlineASGIHandler(), http_scope("/stream/"))
+        await exchange.send_input({"type": "http.request", "body": b"", "more_body": False})
+        messages = [await exchange.receive_output(timeout=10)]
+        while messages[-1]["type"] == "http.response.start" or messages[-1].get("more_body"):
+            messages.append(await exchange.receive_output(timeout=10))
+        await exchange.wait(timeout=10)
+        return messages
+
+    start, *chunks = asyncio.run(streamed())
+    assert start["status"] == 200
+    assert [chunk["body"] for chunk in chunks] == [b"one ", b"two", b""]
+    assert threads
+    assert threads[0] != threading.get_ident()
