@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import OperationalError, connections, router, transaction
@@ -94,14 +94,16 @@ SELECT (SELECT min(created_at) FROM posts WHERE TRUE{author}),
 # scan read the table.
 _MATCHES = """posts
 WHERE search_document @@ websearch_to_tsquery(%s::regconfig, %s){where}"""
-# INDEX: OFFSET 0 keeps a cursor's seek and a window's bounds out of the index scan; as a range
-# of posts_created_idx they would join the GIN bitmap (BitmapAnd) and read much of that index.
+# INDEX: OFFSET 0 keeps a cursor's seek, a window's bounds and the author out of the index scan;
+# as a range of posts_created_idx (posts_author_created_idx) they would join the GIN bitmap
+# (BitmapAnd) and read much of that index: two words in one author's 560,000 posts of 10M took
+# 12-24 s that way, each week's candidates ANDed with the author's every post.
 _INDEXED = """(
-    SELECT id, created_at, search_document FROM posts
-    WHERE search_document @@ websearch_to_tsquery(%s::regconfig, %s){author}
+    SELECT id, created_at, author_id, search_document FROM posts
+    WHERE search_document @@ websearch_to_tsquery(%s::regconfig, %s)
     OFFSET 0
 ) AS posts
-WHERE TRUE{where}"""
+WHERE TRUE{author}{where}"""
 _SCAN_END = " AND created_at {towards} COALESCE(({post}), '{end}'::timestamptz)"
 _POST_IDS_BACK = "SELECT created_at FROM posts WHERE id {compare} {start} {step} %s ORDER BY id {direction} LIMIT 1"
 _AUTHOR_POSTS_BACK = (
@@ -109,22 +111,49 @@ _AUTHOR_POSTS_BACK = (
 )
 
 # WEEKS: the matches of each week from posts_search_weeks_gin (a few GIN probes per week); OFFSET
-# 0 keeps the seek and bounds out of it, as for INDEX. ts_match_vq is @@ written as a function:
+# 0 keeps the seek, bounds and author out of it, as for INDEX. ts_match_vq is @@ written as a function:
 # as an operator, the GIN index on search_document would join the weekly bitmap (BitmapAnd) and
 # read the words' whole posting lists again. {keys}: the week's key of each word, written out
 # ("week::text || ':databas'"): a SQL function building them ran once per week, ~9 % of the
-# statement (migration 0007). The weeks come in the statement's order, and the statement orders
-# by week first (_by_time): PostgreSQL then sorts week by week (Incremental Sort) and stops
-# reading weeks once its LIMIT is met, so weeks past the page or window cost nothing (two
-# words' window over a 41-week span of 10M posts: 21 weeks read, 8.0 -> 2.4 ms).
-_WEEKS = """(SELECT week FROM generate_series(%s::bigint, %s::bigint, %s) AS week ORDER BY week {direction}) AS weeks,
+# statement (migration 0007). The statement orders by week first (_by_time), the order the weeks
+# come in: PostgreSQL then sorts week by week (Incremental Sort) and stops reading weeks once its
+# LIMIT is met, so weeks past the page or window cost nothing (two words' window over a 41-week
+# span of 10M posts: 21 weeks read, 8.0 -> 2.4 ms).
+# The weeks are those that hold posts (of the author, for one author's search), from the first
+# towards the last: each the week of the next post beyond the previous week, one index-only
+# descent of posts_created_idx (posts_author_created_idx) per week. Every calendar week instead
+# cost ~7 us of GIN probes for each empty one: 1.1 ms of a search behind the three years between
+# the seed and the bench's own posts. The descents need the index scans the search forbids, so
+# the statement that sets the plan's settings, planned before them, finds the weeks and hands
+# them to the search in a setting of the transaction both run in.
+_WEEKS_SETTING = "postline.search_weeks"
+_WEEKS_WITH_POSTS = """set_config('{setting}', COALESCE((
+    WITH RECURSIVE weeks(week) AS (
+        SELECT %s::bigint
+        UNION ALL
+        SELECT (
+            SELECT posts_search_week({edge}(created_at)) FROM posts
+            WHERE created_at {beyond} to_timestamp((week{next}) * {week_seconds}){author}
+        )
+        FROM weeks WHERE week {before} %s
+    )
+    SELECT array_agg(week)::text FROM weeks WHERE week {within} %s
+), '{{}}'), true)"""
+# Towards the oldest post, and towards the newest: how the week after a week with posts is found.
+_WEEK_STEPS = {
+    "DESC": {"edge": "max", "beyond": "<", "next": "", "before": ">", "within": ">="},
+    "ASC": {"edge": "min", "beyond": ">=", "next": " + 1", "before": "<", "within": "<="},
+}
+_WEEKS = """(
+    SELECT week FROM unnest(current_setting('{setting}')::bigint[]) AS week ORDER BY week {direction}
+) AS weeks,
 LATERAL (
-    SELECT id, created_at, search_document FROM posts
+    SELECT id, created_at, author_id, search_document FROM posts
     WHERE posts_search_keys(created_at, search_document) @> ARRAY[{keys}]
-        AND ts_match_vq(search_document, websearch_to_tsquery(%s::regconfig, %s)){author}
+        AND ts_match_vq(search_document, websearch_to_tsquery(%s::regconfig, %s))
     OFFSET 0
 ) AS posts
-WHERE TRUE{where}"""
+WHERE TRUE{author}{where}"""
 
 _NEWEST_SQL = """
 SELECT id, created_at, NULL::float8 AS rank
@@ -166,6 +195,14 @@ PHRASE_SHARE = 0.28
 _SYMBOLS = re.compile(r"'(?:[^']|'')*'(?::[*A-D]+)?|<(?:-|\d+)>|[!&|()]")
 
 Fragment = tuple[str, list[Any]]
+
+
+class Source(NamedTuple):
+    """A plan's FROM clause, and what the statement setting the plan's settings also sets."""
+
+    sql: str
+    params: list[Any]
+    setting: Fragment = ("", [])
 
 
 @dataclass(frozen=True)
@@ -297,6 +334,10 @@ class Search:
         whole week's at least. Else the index plan."""
         if self.tree == "T":
             return SCAN
+        if self.words and self.author_id is not None:
+            # The scan walks the author's posts alone (all of them, for most authors: exact),
+            # where the weekly index hands over every author's candidates of each week.
+            return SCAN
         if self.share * settings.SEARCH_SCAN_POSTS < ESTIMATE_MARGIN * wanted:
             return self.index_plan
         if not self.words:  # INDEX reads every match: the scan is the bounded plan
@@ -380,7 +421,7 @@ def _newest(search: Search, page: PageQuery) -> list[Hit]:
     def attempt(plan: str, *, time_limited: bool = False) -> Rows | None:
         return _newest_rows(search, plan, page, time_limited=time_limited)
 
-    _, rows = _planned(search, page, attempt, found=len)
+    _, rows = _planned(search, page, attempt, found=len, scan_read_all=lambda: _scan_reads_all(search, page))
     return [Hit(*row) for row in rows]
 
 
@@ -391,33 +432,37 @@ def _newest_rows(search: Search, plan: str, page: PageQuery, *, time_limited: bo
     direction = "ASC" if page.reverse else "DESC"
 
     def run(weeks: tuple[int, int] | None) -> Rows | None:
-        source, params = _source(search, plan, seek, start_id=start_id, reverse=page.reverse, weeks=weeks)
-        sql = _NEWEST_SQL.format(source=source, by_time=_by_time(plan, direction))
-        return _run(plan, sql, [*params, page.limit], time_limited=time_limited)
+        source = _source(search, plan, seek, start_id=start_id, reverse=page.reverse, weeks=weeks)
+        sql = _NEWEST_SQL.format(source=source.sql, by_time=_by_time(plan, direction))
+        return _run(plan, sql, [*source.params, page.limit], time_limited=time_limited, setting=source.setting)
 
     if plan != WEEKS:
         return run(None)
     start = (page.position[0], page.position[-1]) if page.position is not None else None
-    return _week_by_week(search, start, page.reverse, page.limit, run, enough=lambda rows: len(rows) >= page.limit)
+    return _week_by_week(
+        search, start, seek, page.reverse, page.limit, run, enough=lambda rows: len(rows) >= page.limit
+    )
 
 
 def _week_by_week(
     search: Search,
     start: tuple[datetime, int] | None,
+    seek: Fragment,
     reverse: bool,
     wanted: int,
     run: Callable[[tuple[int, int]], Rows | None],
     *,
     enough: Callable[[Rows], bool],
 ) -> Rows | None:
-    """`run` over the weeks from `start`'s (created_at, id; the newest post's without one)
-    towards the oldest (the newest when `reverse`): as far as the post as many ids away as the
-    statistics expect to hold `wanted` matches twice over, then twice as far each time, until
-    its rows are `enough` or no week is left. Counted in posts, not weeks, the span follows the
-    posts' density: a quiet spell holds few posts, and a week of bulk imports many."""
+    """`run` over the weeks from `start`'s (created_at, id; the newest post's without one; `seek`:
+    the posts past it) towards the oldest (the newest when `reverse`): as far as the post as many
+    posts away as the statistics expect to hold `wanted` matches twice over, then twice as far
+    each time, until its rows are `enough` or no week is left. Counted in posts, not weeks, the
+    span follows the posts' density: a quiet spell holds few posts, and a week of bulk imports
+    many; for one author's search, the author's posts."""
     start_id = start[1] if start else None
     away = _posts_expected(search, wanted)
-    oldest_at, newest_at, beyond = _span(search, also=_ids_away(start_id, away, reverse=reverse))
+    oldest_at, newest_at, beyond = _span(search, also=_posts_away(search, seek, start_id, away, reverse=reverse))
     if oldest_at is None or newest_at is None:
         return []
     oldest, newest = _week(oldest_at), _week(newest_at)
@@ -437,7 +482,7 @@ def _week_by_week(
         if rows is None or enough(rows) or far == last:
             return rows
         away *= 2
-        beyond = _post_ids_away(start_id, away, reverse=reverse)
+        beyond = _value(_posts_away(search, seek, start_id, away, reverse=reverse))
 
 
 def _posts_expected(search: Search, wanted: int) -> int:
@@ -447,14 +492,33 @@ def _posts_expected(search: Search, wanted: int) -> int:
     return max(wanted, math.ceil(ESTIMATE_MARGIN * wanted / search.share))
 
 
-def _post_ids_away(start_id: int | None, away: int, *, reverse: bool) -> datetime | None:
-    """created_at of the post `away` ids older than `start_id` (the newest post's id without
-    one; newer when `reverse`), or None past the end: one primary-key lookup."""
-    sql, params = _ids_away(start_id, away, reverse=reverse)
+def _value(query: Fragment) -> Any:
+    """The value of a scalar query, None without a row."""
     with connections[router.db_for_read(Post)].cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(*query)
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+def _posts_away(search: Search, seek: Fragment, start_id: int | None, away: int, *, reverse: bool) -> Fragment:
+    """The query for created_at of the post `away` posts older than the start (newer when
+    `reverse`), None past the end: for one author's search, `away` of the author's posts past
+    `seek` in posts_author_created_idx; else `away` ids from `start_id` (the newest post's without
+    one), ids being handed out in creation order: one primary-key lookup."""
+    if search.author_id is None:
+        return _ids_away(start_id, away, reverse=reverse)
+    author, author_params = _author(search.author_id)
+    sql = _AUTHOR_POSTS_BACK.format(where=author + seek[0], direction="ASC" if reverse else "DESC")
+    return sql, [*author_params, *seek[1], away]
+
+
+def _scan_reads_all(search: Search, page: PageQuery) -> bool:
+    """Whether a scan from the page's start (the newest post without a cursor) reads every post
+    (of the author) to the end: then what it found is every match, and no index plan need look
+    again (one author's few posts, say)."""
+    seek = _seek(sort_keys(NEWEST), page, prefix="")
+    start_id = page.position[-1] if page.position is not None else None
+    return _value(_posts_away(search, seek, start_id, settings.SEARCH_SCAN_POSTS - 1, reverse=page.reverse)) is None
 
 
 def _ids_away(start_id: int | None, away: int, *, reverse: bool) -> Fragment:
@@ -505,10 +569,12 @@ def _relevant(search: Search, page: PageQuery) -> tuple[list[Hit], list[Any] | N
     def run(plan: str, bounds: Fragment, weeks: tuple[int, int] | None, *, time_limited: bool) -> Rows | None:
         # Within a window's bounds a plan reads all the window spans, however many posts that is
         # now (a post committed late between them included), so the window stays the same.
-        source, params = _source(search, plan, bounds, bounded=bool(bounds[0]), weeks=weeks)
-        sql = _RELEVANCE_SQL.format(source=source, by_time=_by_time(plan, "DESC"), seek=seek_sql, direction=direction)
-        params = [SEARCH_CONFIG, search.text, *params, window, *seek_params, page.limit]
-        return _run(plan, sql, params, time_limited=time_limited)
+        source = _source(search, plan, bounds, bounded=bool(bounds[0]), weeks=weeks)
+        sql = _RELEVANCE_SQL.format(
+            source=source.sql, by_time=_by_time(plan, "DESC"), seek=seek_sql, direction=direction
+        )
+        params = [SEARCH_CONFIG, search.text, *source.params, window, *seek_params, page.limit]
+        return _run(plan, sql, params, time_limited=time_limited, setting=source.setting)
 
     def attempt(plan: str, *, time_limited: bool = False) -> Rows | None:
         if plan != WEEKS:
@@ -517,6 +583,7 @@ def _relevant(search: Search, page: PageQuery) -> tuple[list[Hit], list[Any] | N
         return _week_by_week(
             search,
             None,
+            ("", []),
             False,
             window,
             lambda weeks: run(WEEKS, ("", []), weeks, time_limited=time_limited),
@@ -536,7 +603,14 @@ def _relevant(search: Search, page: PageQuery) -> tuple[list[Hit], list[Any] | N
         weeks = _window_weeks(search, oldest_at, newest_at) if plan == WEEKS else None
         rows = run(plan, bounds, weeks, time_limited=False) or []
         return [Hit(*row[:3]) for row in rows], page.state
-    plan, rows = _planned(search, page, attempt, found=lambda rows: rows[0][7] if rows else 0, fill=window)
+    plan, rows = _planned(
+        search,
+        page,
+        attempt,
+        found=lambda rows: rows[0][7] if rows else 0,
+        scan_read_all=lambda: _scan_reads_all(search, PageQuery(None, False, page.limit, None)),
+        fill=window,
+    )
     if not rows:
         return [], None
     return [Hit(*row[:3]) for row in rows], [*rows[0][3:7], plan]
@@ -548,11 +622,13 @@ def _planned(
     attempt: Callable[..., Rows | None],
     *,
     found: Callable[[Rows], int],
+    scan_read_all: Callable[[], bool],
     fill: int | None = None,
 ) -> tuple[str, Rows]:
     """The plan that answered and its rows: the index plan first within SEARCH_PLAN_TIMEOUT_MS
     when Search.first_plan says so (`fill`: the matches the plan gathers, a page by default);
-    SCAN, and the index plan after it when the scan `found` less than a page."""
+    SCAN, and the index plan after it when the scan `found` less than a page, unless it read
+    every post there is from its start (`scan_read_all`)."""
     page_size = page.limit - 1
     if search.first_plan(page_size, fill=fill) != SCAN:
         rows = attempt(search.index_plan, time_limited=True)
@@ -561,7 +637,7 @@ def _planned(
     rows = attempt(SCAN) or []
     # Only an index-less search ("-word") stays with what the scan found: the GIN index would
     # read all of itself for it.
-    if found(rows) < page_size and search.tree != "T":
+    if found(rows) < page_size and search.tree != "T" and not scan_read_all():
         return search.index_plan, attempt(search.index_plan) or []
     return SCAN, rows
 
@@ -575,7 +651,7 @@ def _source(
     reverse: bool = False,
     bounded: bool = False,
     weeks: tuple[int, int] | None = None,
-) -> Fragment:
+) -> Source:
     """The FROM clause of a plan: the posts matching `search` (and its author) that pass
     `condition` (a seek or a window's bounds); for WEEKS those of `weeks` (first, last); for a
     scan not `bounded` already, only as far as SEARCH_SCAN_POSTS posts from `start_id` (the
@@ -585,26 +661,30 @@ def _source(
     if plan == WEEKS:
         if weeks is None:
             raise ValueError("a WEEKS plan reads given weeks")
-        step = 1 if weeks[1] >= weeks[0] else -1
-        keys = ", ".join("week::text || %s" for _ in search.words)
+        first, last = weeks
         direction = "ASC" if reverse else "DESC"
-        source = _WEEKS.format(direction=direction, keys=keys, author=author, where=condition[0])
+        keys = ", ".join("week::text || %s" for _ in search.words)
+        source = _WEEKS.format(
+            setting=_WEEKS_SETTING, direction=direction, keys=keys, author=author, where=condition[0]
+        )
+        with_posts = _WEEKS_WITH_POSTS.format(
+            setting=_WEEKS_SETTING, **_WEEK_STEPS[direction], week_seconds=WEEK_SECONDS, author=author
+        )
         week_suffixes = [f":{word}" for word in search.words]
-        return source, [*weeks, step, *week_suffixes, *matches, *author_params, *condition[1]]
+        return Source(
+            source,
+            [*week_suffixes, *matches, *author_params, *condition[1]],
+            (with_posts, [first, *author_params, last, last]),
+        )
     if plan == INDEX:
-        return _INDEXED.format(author=author, where=condition[0]), [*matches, *author_params, *condition[1]]
+        return Source(_INDEXED.format(author=author, where=condition[0]), [*matches, *author_params, *condition[1]])
     where, params = author + condition[0], [*author_params, *condition[1]]
     if bounded:
-        return _MATCHES.format(where=where), [*matches, *params]
-    direction = "ASC" if reverse else "DESC"
-    if search.author_id is not None:
-        post = _AUTHOR_POSTS_BACK.format(where=where, direction=direction)
-        post_params = [*params, settings.SEARCH_SCAN_POSTS - 1]
-    else:
-        # The post SEARCH_SCAN_POSTS - 1 ids back: with the start, the scan's SEARCH_SCAN_POSTS posts.
-        post, post_params = _ids_away(start_id, settings.SEARCH_SCAN_POSTS - 1, reverse=reverse)
+        return Source(_MATCHES.format(where=where), [*matches, *params])
+    # The post SEARCH_SCAN_POSTS - 1 posts away: with the start, the scan's SEARCH_SCAN_POSTS posts.
+    post, post_params = _posts_away(search, condition, start_id, settings.SEARCH_SCAN_POSTS - 1, reverse=reverse)
     end = _SCAN_END.format(towards="<=" if reverse else ">=", post=post, end="infinity" if reverse else "-infinity")
-    return _MATCHES.format(where=where + end), [*matches, *params, *post_params]
+    return Source(_MATCHES.format(where=where + end), [*matches, *params, *post_params])
 
 
 def _by_time(plan: str, direction: str) -> str:
@@ -627,17 +707,20 @@ def _week(moment: datetime) -> int:
 _AFTER_TIME_LIMIT = ";\nSELECT 1"
 
 
-def _run(plan: str, sql: str, params: list[Any], *, time_limited: bool) -> list[tuple[Any, ...]] | None:
-    """The rows of `sql` under `plan`; None when a time-limited run was cancelled at SEARCH_PLAN_TIMEOUT_MS."""
+def _run(
+    plan: str, sql: str, params: list[Any], *, time_limited: bool, setting: Fragment = ("", [])
+) -> list[tuple[Any, ...]] | None:
+    """The rows of `sql` under `plan` (and `setting`, a set_config call of its source); None when
+    a time-limited run was cancelled at SEARCH_PLAN_TIMEOUT_MS."""
     values = dict(_PLAN_SETTINGS[plan])
     if time_limited:
         values["statement_timeout"] = str(settings.SEARCH_PLAN_TIMEOUT_MS)
-    calls = ", ".join("set_config(%s, %s, true)" for _ in values)
+    calls = ", ".join(["set_config(%s, %s, true)" for _ in values] + ([setting[0]] if setting[0] else []))
     # The settings and the search in one string (client-side binding sends it as one simple
     # query): PostgreSQL runs it as one implicit transaction, which the settings end with. No
     # BEGIN and ROLLBACK, two round trips of the four this took.
     statement = f"SELECT {calls};\n{sql}{_AFTER_TIME_LIMIT if time_limited else ''}"
-    statement_params = [*(part for pair in values.items() for part in pair), *params]
+    statement_params = [*(part for pair in values.items() for part in pair), *setting[1], *params]
 
     def read(alias: str) -> list[tuple[Any, ...]]:
         with connections[alias].cursor() as cursor:
