@@ -549,7 +549,7 @@ def _window_weeks(search: Search, oldest_at: datetime, newest_at: datetime) -> t
     edges may lie centuries apart)."""
     first_at, last_at = _span(search)
     if first_at is None or last_at is None:
-        return (0, -1)  # no posts: an empty range
+        return (0, 0)  # no posts: one week, of none
     low, high = _week(first_at), _week(last_at)
     return (min(max(_week(newest_at), low), high), min(max(_week(oldest_at), low), high))
 
