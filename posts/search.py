@@ -51,6 +51,7 @@ from django.db import OperationalError, connections, router, transaction
 from django.db.models import CharField, FloatField
 from rest_framework.exceptions import ValidationError
 
+from posts import selectors
 from posts.models import SEARCH_CONFIG, Post
 from project.db.errors import query_cancelled
 from project.db.routing import read_transaction
@@ -121,11 +122,12 @@ _AUTHOR_POSTS_BACK = (
 # span of 10M posts: 21 weeks read, 8.0 -> 2.4 ms).
 # The weeks are those that hold posts (of the author, for one author's search), from the first
 # towards the last: each the week of the next post beyond the previous week, one index-only
-# descent of posts_created_idx (posts_author_created_idx) per week. Every calendar week instead
-# cost ~7 us of GIN probes for each empty one: 1.1 ms of a search behind the three years between
-# the seed and the bench's own posts. The descents need the index scans the search forbids, so
-# the statement that sets the plan's settings, planned before them, finds the weeks and hands
-# them to the search in a setting of the transaction both run in.
+# descent of posts_created_idx (posts_author_created_idx) per week, ~5-14 us. Every calendar
+# week instead cost 3.5-7 us of GIN probes for each empty one: 0.5-1.1 ms of a search behind the
+# three years between the seed and the bench's own posts, and one author's search read every
+# author's candidates of weeks the author never posted in. The descents need the index scans
+# the search forbids, so the statement that sets the plan's settings, planned before they apply,
+# finds the weeks and hands them to the search in a setting of the transaction both run in.
 _WEEKS_SETTING = "postline.search_weeks"
 _WEEKS_WITH_POSTS = """set_config('{setting}', COALESCE((
     WITH RECURSIVE weeks(week) AS (
@@ -170,14 +172,24 @@ WITH candidates AS MATERIALIZED (
     ORDER BY {by_time}
     LIMIT %s
 )
-SELECT c.id, c.created_at, c.rank, oldest.created_at, oldest.id, newest.created_at, newest.id,
-    (SELECT count(*) FROM candidates) AS size
+SELECT c.id, c.created_at, c.rank, oldest.created_at AS oldest_at, oldest.id AS oldest_id,
+    newest.created_at AS newest_at, newest.id AS newest_id, (SELECT count(*) FROM candidates) AS size
 FROM candidates AS c,
     (SELECT created_at, id FROM candidates ORDER BY created_at, id LIMIT 1) AS oldest,
     (SELECT created_at, id FROM candidates ORDER BY created_at DESC, id DESC LIMIT 1) AS newest
 WHERE TRUE{seek}
 ORDER BY c.rank {direction}, c.id {direction}
 LIMIT %s
+"""
+# The hits of either statement above with their posts, as a post read loads them, in the
+# statement's own round trip: reading them after it cost a statement per search (~0.3 ms of
+# CPU on each side, a thirtieth of a search).
+_WITH_POSTS = """
+SELECT hits.*, {columns}
+FROM ({hits}) AS hits
+JOIN posts ON posts.id = hits.id
+JOIN users ON users.id = posts.author_id
+ORDER BY {order}
 """
 _WINDOW_BOUNDS = (
     " AND created_at >= %s AND (created_at > %s OR id >= %s) AND created_at <= %s AND (created_at < %s OR id <= %s)"
@@ -207,11 +219,12 @@ class Source(NamedTuple):
 
 @dataclass(frozen=True)
 class Hit:
-    """A matching post as the search found it; the view loads the page's posts by id."""
+    """A matching post as the search found it (the paginator's cursor reads the first three)."""
 
     id: int
     created_at: datetime
     rank: float | None
+    post: Post
 
 
 @dataclass(frozen=True)
@@ -331,7 +344,8 @@ class Search:
         reads, twice over for their error (a scan that falls short costs its whole walk before
         the next plan), and when walking posts until `fill` matches (the relevance window; a
         page by default) costs less than reading the weekly index's candidates for them, a
-        whole week's at least. Else the index plan."""
+        whole week's at least. Else the index plan. One author's search with words the
+        statistics know is scanned first: the scan walks the author's posts alone."""
         if self.tree == "T":
             return SCAN
         if self.words and self.author_id is not None:
@@ -422,7 +436,7 @@ def _newest(search: Search, page: PageQuery) -> list[Hit]:
         return _newest_rows(search, plan, page, time_limited=time_limited)
 
     _, rows = _planned(search, page, attempt, found=len, scan_read_all=lambda: _scan_reads_all(search, page))
-    return [Hit(*row) for row in rows]
+    return [_hit(row) for row in rows]
 
 
 def _newest_rows(search: Search, plan: str, page: PageQuery, *, time_limited: bool) -> Rows | None:
@@ -433,7 +447,7 @@ def _newest_rows(search: Search, plan: str, page: PageQuery, *, time_limited: bo
 
     def run(weeks: tuple[int, int] | None) -> Rows | None:
         source = _source(search, plan, seek, start_id=start_id, reverse=page.reverse, weeks=weeks)
-        sql = _NEWEST_SQL.format(source=source.sql, by_time=_by_time(plan, direction))
+        sql = _with_posts(_NEWEST_SQL.format(source=source.sql, by_time=_by_time(plan, direction)), NEWEST, direction)
         return _run(plan, sql, [*source.params, page.limit], time_limited=time_limited, setting=source.setting)
 
     if plan != WEEKS:
@@ -570,8 +584,12 @@ def _relevant(search: Search, page: PageQuery) -> tuple[list[Hit], list[Any] | N
         # Within a window's bounds a plan reads all the window spans, however many posts that is
         # now (a post committed late between them included), so the window stays the same.
         source = _source(search, plan, bounds, bounded=bool(bounds[0]), weeks=weeks)
-        sql = _RELEVANCE_SQL.format(
-            source=source.sql, by_time=_by_time(plan, "DESC"), seek=seek_sql, direction=direction
+        sql = _with_posts(
+            _RELEVANCE_SQL.format(
+                source=source.sql, by_time=_by_time(plan, "DESC"), seek=seek_sql, direction=direction
+            ),
+            RELEVANCE,
+            direction,
         )
         params = [SEARCH_CONFIG, search.text, *source.params, window, *seek_params, page.limit]
         return _run(plan, sql, params, time_limited=time_limited, setting=source.setting)
@@ -602,7 +620,7 @@ def _relevant(search: Search, page: PageQuery) -> tuple[list[Hit], list[Any] | N
         bounds = (_WINDOW_BOUNDS, [oldest_at, oldest_at, oldest_id, newest_at, newest_at, newest_id])
         weeks = _window_weeks(search, oldest_at, newest_at) if plan == WEEKS else None
         rows = run(plan, bounds, weeks, time_limited=False) or []
-        return [Hit(*row[:3]) for row in rows], page.state
+        return [_hit(row) for row in rows], page.state
     plan, rows = _planned(
         search,
         page,
@@ -613,7 +631,7 @@ def _relevant(search: Search, page: PageQuery) -> tuple[list[Hit], list[Any] | N
     )
     if not rows:
         return [], None
-    return [Hit(*row[:3]) for row in rows], [*rows[0][3:7], plan]
+    return [_hit(row) for row in rows], [*rows[0][3:7], plan]
 
 
 def _planned(
@@ -685,6 +703,18 @@ def _source(
     post, post_params = _posts_away(search, condition, start_id, settings.SEARCH_SCAN_POSTS - 1, reverse=reverse)
     end = _SCAN_END.format(towards="<=" if reverse else ">=", post=post, end="infinity" if reverse else "-infinity")
     return Source(_MATCHES.format(where=where + end), [*matches, *params, *post_params])
+
+
+def _with_posts(hits: str, ordering: str, direction: str) -> str:
+    """The statement of `hits` (a page of _NEWEST_SQL or _RELEVANCE_SQL) with their posts."""
+    order = ", ".join(f"hits.{key.name} {direction}" for key in sort_keys(ordering))
+    return _WITH_POSTS.format(hits=hits, columns=selectors.POST_COLUMNS, order=order)
+
+
+def _hit(row: tuple[Any, ...]) -> Hit:
+    """A hit and its post from a row of _WITH_POSTS."""
+    alias = router.db_for_read(Post)
+    return Hit(row[0], row[1], row[2], post=selectors.post_from_row(alias, row[-selectors.POST_COLUMN_COUNT :]))
 
 
 def _by_time(plan: str, direction: str) -> str:

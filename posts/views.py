@@ -126,7 +126,7 @@ class PostViewSet(viewsets.GenericViewSet):
             partial(search.fetch, found, ordering),
             state_fields=search.window_fields(ordering),
         )
-        return selectors.posts_by_ids([hit.id for hit in hits])
+        return [hit.post for hit in hits]
 
     @idempotent
     def create(self, request: Request) -> Response:

@@ -1,8 +1,6 @@
 import pytest
 
-from posts import selectors
 from posts.models import Post
-from posts.serializers import PostSerializer
 from tests.conftest import client_for
 from tests.factories import PostFactory, UserFactory
 
@@ -80,18 +78,16 @@ def test_post_reads_load_only_the_author_columns_they_show(api_client, django_as
         assert '"posts"."search_document"' not in sql
 
 
-def test_posts_by_ids_loads_what_a_post_read_loads_in_the_order_asked(django_assert_num_queries) -> None:
-    """posts_by_ids (search pages) writes the ORM's query by hand: same posts, same fields, and
-    nothing more to load when they are shown."""
-    posts = PostFactory.create_batch(3)
-    wanted = [posts[2].pk, 424242, posts[0].pk]
-    with django_assert_num_queries(1):
-        found = selectors.posts_by_ids(wanted)
-    assert [post.pk for post in found] == [posts[2].pk, posts[0].pk]
-    with django_assert_num_queries(0):
-        shown = PostSerializer(found, many=True).data
-    assert shown == [PostSerializer(selectors.post_get(post_id=post.pk)).data for post in found]
-    assert selectors.posts_by_ids([]) == []
+@pytest.mark.parametrize("ordering", ["relevance", "newest"])
+def test_a_search_page_shows_what_a_post_read_shows(api_client, ordering) -> None:
+    """A search statement loads its page's posts with its hits (posts.selectors.POST_COLUMNS,
+    the ORM's query written by hand): the same fields, the same values as a post read."""
+    posts = [PostFactory.create(title=f"Harbor {number}") for number in range(3)]
+    response = api_client.get("/api/posts/", {"search": "harbor", "ordering": ordering})
+    assert response.status_code == 200
+    shown = {row["id"]: row for row in response.json()["results"]}
+    read = {post.pk: api_client.get(f"/api/posts/{post.pk}/").json() for post in posts}
+    assert shown == read
 
 
 @pytest.mark.parametrize("path", ["/api/posts/424242/", "/api/posts/x/", "/api/posts/" + "9" * 19 + "/"])
