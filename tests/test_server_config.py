@@ -6,6 +6,7 @@ worker and reset the connections queued on it (tests/test_faults.py, docs/perfor
 still share a burst of keep-alive connections evenly (project/server/balance.py).
 """
 
+import asyncio
 import gc
 import os
 import runpy
@@ -145,3 +146,63 @@ def test_each_worker_freezes_what_it_loaded_and_shortens_the_gil_switch(
     finally:
         gc.unfreeze()
         sys.setswitchinterval(switch_interval)
+
+
+def test_writes_of_one_turn_of_the_loop_leave_in_one_send() -> None:
+    """What uvicorn writes for one response (status line and headers, then body) is held until
+    the turn of the loop ends and sent together; a close sends what is held first."""
+    from project.server.asgi_worker import _OneWritePerTurn  # noqa: PLC0415
+
+    async def exchange() -> tuple[bool, bytes, bytes]:
+        ours, theirs = socket.socketpair()
+        theirs.setblocking(False)
+        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(asyncio.Protocol, ours)
+        joined = _OneWritePerTurn(transport)
+        joined.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        joined.write(b"body")
+        try:
+            theirs.recv(1024)
+            held = False
+        except BlockingIOError:
+            held = True  # nothing sent within the turn
+        await asyncio.sleep(0)
+        first = theirs.recv(1024)
+        joined.write(b"last")
+        joined.close()
+        await asyncio.sleep(0.01)
+        last = theirs.recv(1024)
+        theirs.close()
+        return held, first, last
+
+    held, first, last = asyncio.run(exchange())
+    assert held
+    assert first == b"HTTP/1.1 200 OK\r\n\r\nbody"
+    assert last == b"last"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_asgi_worker_sends_each_response_in_one_write(tmp_path: Path) -> None:
+    """uvicorn writes a response's status line and headers, then its body; the worker's transport
+    sends what one turn of the loop wrote in one write (project/server/asgi_worker.py), so one
+    read has it all: on keep-alive, and before the close a `Connection: close` asks for."""
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    with running_gunicorn(tmp_path, env={"SERVER_MODE": "asgi"}) as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            for _ in range(3):
+                sock.sendall(request + b"\r\n")
+                head, _, body = sock.recv(65536).partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200"), head
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                assert len(body) == length > 0
+            sock.sendall(request + b"Connection: close\r\n\r\n")
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert body

@@ -27,6 +27,35 @@ logger = logging.getLogger("uvicorn.error")
 PUBLISH_SECONDS = 0.1
 
 
+class _OneWritePerTurn:
+    """A connection's transport that sends what is written to it in one turn of the event loop
+    in one write: uvicorn writes a response's status line and headers, then its body, in two
+    calls, two send() system calls and two TCP segments the client reads one by one."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class _BalancedServer(Server):
     def __init__(self, config: Any, turn: Turn) -> None:
         super().__init__(config)
@@ -59,6 +88,9 @@ class _BalancedServer(Server):
         server = self
 
         class CountedProtocol(self.config.http_protocol_class):  # type: ignore[name-defined]
+            def connection_made(self, transport: Any) -> None:
+                super().connection_made(_OneWritePerTurn(transport))
+
             def connection_lost(self, exc: Exception | None) -> None:
                 super().connection_lost(exc)
                 server._turn.publish(server._held())
