@@ -18,20 +18,23 @@ cores, measured in docs/performance.md):
   SEARCH_SCAN_POSTS back: that bound is an index condition, so no estimate can make a scan read
   the table. For searches that fill a page within it.
 - WEEKS: posts_search_weeks_gin (migration 0006), each post's words keyed by its week, read
-  from the newest week back as far as the post as many ids back as the statistics expect to
-  hold the page or window twice over (then twice as far until they hold it). For words the
-  statistics know, whose posting lists are too long to read whole: two words in 1.5 % of posts
-  each cost 13-15 ms in the plain GIN index.
+  week by week (only weeks that hold posts) from the newest back as far as the post as many
+  posts back (the author's, for one author) as the statistics expect to hold the page or
+  window twice over (then twice as far until they hold it). For words the statistics know,
+  whose posting lists are too long to read whole: two words in 1.5 % of posts each cost 13-15
+  ms in the plain GIN index.
 - INDEX: the GIN index on search_document, every match, sorted: for words the statistics do not
   know (rare), and OR searches.
 The first plan is SCAN when PostgreSQL's statistics (search_document's most_common_elems, read
 by each process every SEARCH_STATISTICS_TTL seconds, combined over the query: AND and phrases
 multiply, OR adds, NOT complements) expect a page of matches within the scan twice over and,
 for words the weekly index knows, walking posts until the page (or the relevance window) is
-full costs less than the weekly candidates for it (Search.first_plan); else WEEKS or INDEX. A
-word the statistics do not know is taken as rare (it was below their cut-off at ANALYZE). A
-scan that ends short of a page gives way to the index plan; an index plan still running after
-SEARCH_PLAN_TIMEOUT_MS (a search that became common since ANALYZE) gives way to the scan.
+full costs less than the weekly candidates for it; and always for one author's search with
+known words (Search.first_plan). Else WEEKS or INDEX. A word the statistics do not know is
+taken as rare (it was below their cut-off at ANALYZE). A scan that ends short of a page gives
+way to the index plan, unless it read every post (of the author) to its end; an index plan
+still running after SEARCH_PLAN_TIMEOUT_MS (a search that became common since ANALYZE) gives
+way to the scan.
 Each plan forbids the others' scans for its statement: set_config(..., true) sent with it in
 one string, which PostgreSQL runs as one implicit transaction.
 """
