@@ -439,13 +439,12 @@ def _newest(search: Search, page: PageQuery) -> list[Hit]:
         return _newest_rows(search, plan, page, time_limited=time_limited)
 
     _, rows = _planned(search, page, attempt, found=len, scan_read_all=lambda: _scan_reads_all(search, page))
-    return [_hit(row) for row in rows]
+    return _hits(rows)
 
 
 def _newest_rows(search: Search, plan: str, page: PageQuery, *, time_limited: bool) -> Rows | None:
     """Up to page.limit matches from the cursor on, newest first (oldest first when reversed)."""
-    seek = _seek(sort_keys(NEWEST), page, prefix="")
-    start_id = page.position[-1] if page.position is not None else None
+    seek, start_id = _newest_start(page)
     direction = "ASC" if page.reverse else "DESC"
 
     def run(weeks: tuple[int, int] | None) -> Rows | None:
@@ -533,9 +532,14 @@ def _scan_reads_all(search: Search, page: PageQuery) -> bool:
     """Whether a scan from the page's start (the newest post without a cursor) reads every post
     (of the author) to the end: then what it found is every match, and no index plan need look
     again (one author's few posts, say)."""
-    seek = _seek(sort_keys(NEWEST), page, prefix="")
-    start_id = page.position[-1] if page.position is not None else None
+    seek, start_id = _newest_start(page)
     return _value(_posts_away(search, seek, start_id, settings.SEARCH_SCAN_POSTS - 1, reverse=page.reverse)) is None
+
+
+def _newest_start(page: PageQuery) -> tuple[Fragment, int | None]:
+    """Where a newest-first walk of `page` starts: the seek past its cursor and the cursor's id
+    (none without a cursor: the newest post)."""
+    return _seek(sort_keys(NEWEST), page, prefix=""), page.position[-1] if page.position is not None else None
 
 
 def _ids_away(start_id: int | None, away: int, *, reverse: bool) -> Fragment:
@@ -623,7 +627,7 @@ def _relevant(search: Search, page: PageQuery) -> tuple[list[Hit], list[Any] | N
         bounds = (_WINDOW_BOUNDS, [oldest_at, oldest_at, oldest_id, newest_at, newest_at, newest_id])
         weeks = _window_weeks(search, oldest_at, newest_at) if plan == WEEKS else None
         rows = run(plan, bounds, weeks, time_limited=False) or []
-        return [_hit(row) for row in rows], page.state
+        return _hits(rows), page.state
     plan, rows = _planned(
         search,
         page,
@@ -634,7 +638,7 @@ def _relevant(search: Search, page: PageQuery) -> tuple[list[Hit], list[Any] | N
     )
     if not rows:
         return [], None
-    return [_hit(row) for row in rows], [*rows[0][3:7], plan]
+    return _hits(rows), [*rows[0][3:7], plan]
 
 
 def _planned(
@@ -714,10 +718,11 @@ def _with_posts(hits: str, ordering: str, direction: str) -> str:
     return _WITH_POSTS.format(hits=hits, columns=selectors.POST_COLUMNS, order=order)
 
 
-def _hit(row: tuple[Any, ...]) -> Hit:
-    """A hit and its post from a row of _WITH_POSTS."""
+def _hits(rows: Rows) -> list[Hit]:
+    """The hits and their posts from rows of _WITH_POSTS."""
     alias = router.db_for_read(Post)
-    return Hit(row[0], row[1], row[2], post=selectors.post_from_row(alias, row[-selectors.POST_COLUMN_COUNT :]))
+    count = selectors.POST_COLUMN_COUNT
+    return [Hit(row[0], row[1], row[2], post=selectors.post_from_row(alias, row[-count:])) for row in rows]
 
 
 def _by_time(plan: str, direction: str) -> str:
